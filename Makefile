@@ -1,0 +1,37 @@
+# `make book` and `make test` are all the set-up a fresh machine needs: each creates .venv and
+# installs requirements.txt when it is missing or has changed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JB_FLAGS := -W -n --keep-going
+
+.PHONY: book test lab outputs lint clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+# Strict build: notebooks executed (jupyter-cache), any warning or execution error fails it.
+book: $(STAMP)
+	$(BIN)/jupyter-book build $(JB_FLAGS) .
+
+# The book first (the browser test reads _build/html), then every test layer in one pytest run.
+test: book
+	$(BIN)/python -m pytest
+
+# Run the notebooks live in JupyterLab, with working sliders.
+lab: $(STAMP)
+	$(BIN)/jupyter lab book/
+
+# Re-execute the notebooks and keep only the outputs of `# NBVAL_CHECK_OUTPUT` cells.
+outputs: $(STAMP)
+	$(BIN)/python tests/nbtools.py refresh book/*.ipynb
+
+lint: $(STAMP)
+	$(BIN)/ruff check lecturekit tests
+
+clean:
+	rm -rf _build
