@@ -1,0 +1,268 @@
+"""Browser checks for the built book, opened straight from disk.
+
+The book must work offline, as plain files (file://), e.g. copied to a USB
+stick.  For every page listed in _toc.yml this module opens the built HTML in
+headless Chromium, with the network emulated as offline, and checks:
+
+* offline: no request leaves file:/data:/blob:/about:, no request fails, no
+  JavaScript error is thrown and nothing is logged as a console error;
+* math: if the page's source has TeX math, MathJax typeset it (every .math
+  element holds an mjx-container and no raw \\( \\[ $$ is left in the text);
+* images: every <img> actually loaded;
+* sliders: every range input of every .lk-slider changes the frame image (and
+  its <output> readout) when driven with the keyboard;
+* page weight: each HTML file is at most 4 MB.
+
+Needs Chromium (apt-get install -y chromium); LK_CHROMIUM overrides its path,
+LK_REPO_ROOT the repository root.  Runs `make book` if the build is missing.
+"""
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(os.environ.get("LK_REPO_ROOT") or Path(__file__).resolve().parents[1]).resolve()
+HTML = ROOT / "_build" / "html"
+MAX_PAGE_BYTES = 4 * 1024 * 1024
+TIMEOUT_MS = 30_000
+LOCAL_SCHEMES = {"file", "data", "blob", "about"}
+# fmt: off
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-default-apps"]
+# fmt: on
+RAW_TEX = ["\\(", "\\)", "\\[", "\\]", "$$"]
+
+
+def toc_entries(toc_path=ROOT / "_toc.yml"):
+    """The `file:` entries of a jb-book TOC in reading order, root first."""
+    if not toc_path.exists():
+        return []
+    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8")) or {}
+    entries = [toc["root"]] if "root" in toc else []
+
+    def walk(items):
+        for item in items or []:
+            if "file" in item:
+                entries.append(re.sub(r"\.(md|ipynb)$", "", item["file"]))
+            walk(item.get("sections"))
+
+    walk(toc.get("chapters"))
+    walk(toc.get("sections"))
+    for part in toc.get("parts") or []:
+        walk(part.get("chapters"))
+    return entries
+
+
+def source_of(entry):
+    return next((p for p in (ROOT / f"{entry}.md", ROOT / f"{entry}.ipynb") if p.exists()), None)
+
+
+def has_tex(text):
+    """True if MyST text has $...$, $$...$$ or {math}; code is ignored (like MyST's dollarmath)."""
+    text = re.sub(r"^(```|~~~)(?!\s*\{math\}).*?^\1", "", text, flags=re.MULTILINE | re.DOTALL)
+    text = re.sub(r"`[^`\n]+`", "", text)
+    return bool(re.search(r"\{math\}|\$\$.+?\$\$|(?<![\\$])\$[^$\n]+?(?<!\\)\$", text, re.DOTALL))
+
+
+def source_has_math(path):
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".ipynb":  # only markdown cells: code may print dollars
+        cells = [c for c in json.loads(text).get("cells", []) if c.get("cell_type") == "markdown"]
+        text = "\n\n".join("".join(c.get("source", "")) for c in cells)
+    return has_tex(text)
+
+
+def short(text, n=80):
+    return " ".join(text.split())[:n]
+
+
+def unavailable(reason):
+    """A missing browser fails on CI and skips locally."""
+    (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(reason)
+
+
+@pytest.fixture(scope="session")
+def built_book():
+    if not (HTML / "index.html").exists():
+        subprocess.run(["make", "book"], cwd=ROOT, check=True)
+        if not (HTML / "index.html").exists():  # e.g. `book` is not .PHONY and book/ exists
+            pytest.fail(f"`make book` did not produce {HTML / 'index.html'}")
+    return HTML
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        unavailable(f"playwright cannot be imported ({exc}): pip install playwright")
+    default = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+    candidates = [os.environ["LK_CHROMIUM"]] if os.environ.get("LK_CHROMIUM") else default
+    exe = next((c for c in candidates if os.path.isfile(c) and os.access(c, os.X_OK)), None)
+    if exe is None:
+        where = ", ".join(candidates)
+        unavailable(
+            f"no Chromium at {where}; install Debian's chromium: apt-get install -y chromium"
+        )
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_toc_pages_exist(built_book):
+    entries = toc_entries()
+    assert entries, f"no file entries in {ROOT / '_toc.yml'}"
+    missing = [f"{e}: no source {e}.md or {e}.ipynb" for e in entries if source_of(e) is None]
+    missing += [
+        f"{e}: no built {e}.html" for e in entries if not (built_book / f"{e}.html").exists()
+    ]
+    assert not missing, "\n".join(missing)
+
+
+def record_problems(context, page):
+    """Collect network use and errors of one page into a list."""
+    problems = []
+
+    def on_request(request):
+        if urlsplit(request.url).scheme not in LOCAL_SCHEMES:
+            problems.append(f"network request: {request.url[:120]}")
+
+    def on_console(msg):
+        if msg.type == "error":
+            problems.append(f"console error: {msg.text}")
+
+    def on_failed(request):
+        problems.append(f"failed request: {request.url[:120]} ({request.failure})")
+
+    context.on("request", on_request)
+    context.on("requestfailed", on_failed)
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", on_console)
+    return problems
+
+
+def wait_for_mathjax(page):
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        page.wait_for_function(
+            "() => !window.MathJax || (window.MathJax.startup && window.MathJax.startup.promise)",
+            timeout=TIMEOUT_MS,
+        )
+        page.evaluate(
+            "() => window.MathJax && window.MathJax.startup"
+            " ? window.MathJax.startup.promise.then(() => true) : true"
+        )
+    except PlaywrightError as exc:  # a timeout, or typesetting failed
+        return [f"MathJax did not finish: {str(exc).splitlines()[0]}"]
+    return []
+
+
+def check_math(page, has_math):
+    untypeset = page.evaluate(
+        "() => [...document.querySelectorAll('.math')]"
+        ".filter(e => !e.querySelector('mjx-container')).map(e => e.textContent)"
+    )
+    problems = [f"math not typeset: {short(t)}" for t in untypeset]
+    if has_math:
+        if page.locator("mjx-container").count() == 0:
+            problems.append("source has TeX math, page has no mjx-container (MathJax not loaded?)")
+        text = page.evaluate("""() => {
+            const root = (document.querySelector('main') || document.body).cloneNode(true);
+            root.querySelectorAll('pre, code, .cell_output, script, style, mjx-container')
+                .forEach(e => e.remove());
+            return root.textContent; }""")
+        problems += [
+            f"raw TeX {d} left in text: ...{short(text[max(0, text.index(d) - 30) :], 70)}"
+            for d in RAW_TEX
+            if d in text
+        ]
+    return problems
+
+
+def check_images(page):
+    broken = page.evaluate("""async () => {
+        const imgs = [...document.images];
+        imgs.forEach(img => { if (img.loading === 'lazy') img.loading = 'eager'; });
+        await Promise.all(imgs.map(img => img.complete || new Promise(done => {
+            img.addEventListener('load', done);
+            img.addEventListener('error', done);
+            setTimeout(done, 10000); })));
+        return imgs.filter(img => !(img.complete && img.naturalWidth > 0))
+            .map(img => img.src || '(no src)'); }""")
+    return [f"image not loaded: {src[:80]}" for src in broken]
+
+
+SRC_HASH = """img => { const s = img.getAttribute('src') || ''; let h = 2166136261;
+    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+    return s.length + ' chars, hash ' + (h >>> 0).toString(16); }"""
+OUTPUT_TEXT = """el => { const box = el.closest('label') || el.parentElement;
+    const out = box && box.querySelector('output'); return out ? out.textContent : null; }"""
+
+
+def slider_state(rng, img):
+    """(value, frame image fingerprint, readout text or None) of one range input."""
+    return rng.input_value(), img.evaluate(SRC_HASH), rng.evaluate(OUTPUT_TEXT)
+
+
+def check_sliders(page):
+    problems = []
+    sliders = page.locator(".lk-slider")
+    for i in range(sliders.count()):
+        slider = sliders.nth(i)
+        name = f"slider #{i} ({slider.get_attribute('id') or 'no id'})"
+        img, ranges = slider.locator("img.lk-frame"), slider.locator("input[type=range]")
+        if img.count() != 1 or ranges.count() == 0:
+            problems.append(
+                f"{name}: wants 1 img.lk-frame + range inputs, has {img.count()} + {ranges.count()}"
+            )
+            continue
+        for j in range(ranges.count()):
+            rng = ranges.nth(j)
+            param = rng.get_attribute("data-param") or rng.get_attribute("name") or f"input #{j}"
+            before = slider_state(rng, img)
+            rng.focus()
+            at_max = float(before[0]) >= float(rng.get_attribute("max") or 100)
+            rng.press("Home" if at_max else "End")
+            for _ in range(20):  # give the slider's script up to 2 s
+                after = slider_state(rng, img)
+                if all(a != b for a, b in zip(after, before, strict=True) if b is not None):
+                    break
+                page.wait_for_timeout(100)
+            problems += [
+                f"{name} param {param}: {what} did not change (still {b})"
+                for what, b, a in zip(("value", "image", "output"), before, after, strict=True)
+                if b is not None and a == b
+            ]
+    return problems
+
+
+@pytest.mark.parametrize("entry", toc_entries(), ids=str)
+def test_page(chromium, built_book, entry):
+    html, source = built_book / f"{entry}.html", source_of(entry)
+    assert html.exists(), f"built page missing: {html}"
+    context = chromium.new_context(offline=True)  # file:// still works, the network does not
+    page = context.new_page()
+    problems = record_problems(context, page)
+    try:
+        page.goto(html.as_uri(), wait_until="load", timeout=TIMEOUT_MS)
+        problems += wait_for_mathjax(page)
+        problems += check_math(page, source is not None and source_has_math(source))
+        problems += check_images(page)
+        problems += check_sliders(page)
+        if source is not None and "widgets.slider(" in source.read_text(encoding="utf-8"):
+            if page.locator(".lk-slider").count() == 0:
+                problems.append("source makes a slider, page shows none (widget view chosen?)")
+    finally:
+        context.close()
+    if html.stat().st_size > MAX_PAGE_BYTES:
+        problems.append(f"page weighs {html.stat().st_size / 2**20:.1f} MB, more than 4 MB")
+    assert not problems, f"{entry} ({html.relative_to(ROOT)}):\n  " + "\n  ".join(problems)
