@@ -1,0 +1,99 @@
+"""lecturekit.attention: the slide's model (shapes, attention weights, exact gradients), the
+date task, the workload interface, and the training target of `python -m lecturekit.attention`."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import lecturekit.attention as A
+
+
+@pytest.fixture(scope="module")
+def wl():
+    return A.workload(seed=1, n_train=300, n_val=50)
+
+
+def test_dates_are_distinct_disjoint_and_correct():
+    val = A.make_dates(200, seed=5)
+    train = A.make_dates(2000, seed=6, exclude={s for s, _ in val})
+    assert len({s for s, _ in train}) == 2000
+    assert not {s for s, _ in train} & {s for s, _ in val}
+    assert ("the 1st of march 2001", "2001-03-01") == (
+        A.FORMATS["the dth of month yyyy"](A.dt.date(2001, 3, 1)), "2001-03-01")
+    assert A.FORMATS["m/d/yy"](A.dt.date(1999, 12, 31)) == "12/31/99"
+    assert [A._ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 31)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "31st"]
+
+
+def test_encoding_round_trips():
+    x, y = A.encode_pairs([("march 14, 2017", "2017-03-14")])
+    assert A.SRC.decode(x[0]) == "march 14, 2017"
+    assert y[0, 0] == A.BOS and y[0, -1] == A.EOS and A.TGT.decode(y[0, 1:]) == "2017-03-14"
+
+
+def test_shapes_and_attention_weights(wl):
+    x, y = wl.batch(7, torch.Generator().manual_seed(0))
+    logits, alphas = wl.model(x, y[:, :-1])
+    assert logits.shape == (7, 11, len(A.TGT))
+    assert alphas.shape == (7, 11, x.shape[1])
+    assert (alphas >= 0).all()
+    assert torch.allclose(alphas.sum(-1), torch.ones(7, 11))
+    pad = (x == A.PAD)[:, None, :].expand_as(alphas)
+    assert (alphas[pad] == 0).all()  # no attention on padding
+    assert wl.loss((x, y), reduction="none").shape == (7,)
+
+
+def test_gradcheck_float64_on_a_tiny_model():
+    torch.manual_seed(0)
+    model = A.AttentionModel(d_emb=3, d_h=2, d_s=3, d_a=2).double()
+    x, y = A.encode_pairs([("may 2 2001", "2001-05-02"), ("1/2/03", "2003-01-02")])
+    names = [n for n, _ in model.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_() for p in model.parameters())
+
+    def loss(*ps):  # logits and attention as functions of every parameter tensor
+        return torch.func.functional_call(model, dict(zip(names, ps, strict=True)),
+                                          (x, y[:, :-1]))
+
+    assert torch.autograd.gradcheck(loss, params, eps=1e-6, atol=1e-5)
+
+
+def test_loss_is_the_slide_sum_of_negative_log_likelihoods(wl):
+    x, y = wl.batch(3, torch.Generator().manual_seed(1))
+    logits, _ = wl.model(x, y[:, :-1])
+    log_q = torch.log_softmax(logits, -1)
+    by_hand = -log_q.gather(2, y[:, 1:, None]).squeeze(-1).sum(1)
+    assert torch.allclose(wl.loss((x, y), reduction="none"), by_hand, atol=1e-5)
+    assert torch.allclose(wl.loss((x, y)), by_hand.mean(), atol=1e-5)
+
+
+def test_train_loss_is_the_mean_over_train(wl):
+    with torch.no_grad():
+        full = wl.train_loss(chunk=64)
+        direct = wl.model.loss(wl.x_train, wl.y_train)
+    assert torch.allclose(full, direct, atol=1e-4)
+
+
+def test_loss_falls_within_a_few_steps():
+    w = A.workload(seed=2, n_train=500, n_val=20)
+    gen = torch.Generator().manual_seed(0)
+    fixed = w.batch(64, gen)
+    before = w.loss(fixed).item()
+    A.train(w, steps=20, B=32, lr=3e-3, seed=0, log_every=20)
+    assert w.loss(fixed).item() < 0.8 * before
+
+
+def test_batch_size_is_validated(wl):
+    with pytest.raises(ValueError, match="batch size B"):
+        wl.batch(0)
+
+
+def test_default_training_reaches_the_exact_match_target():
+    out = subprocess.run([sys.executable, "-m", "lecturekit.attention"], check=True,
+                         capture_output=True, text=True, timeout=300).stdout
+    m = re.fullmatch(r"exact_match=([0-9.]+) seconds=([0-9.]+)\n", out)
+    assert m, out
+    print(out)
+    assert float(m[1]) >= 0.95 and float(m[2]) <= 60
