@@ -2,15 +2,16 @@
 
 Notebooks import it as ``import lecturekit as lk``. One idea per module:
 
+* :mod:`lecturekit.attention` -- the lecture's attention translation model, the running workload
 * :mod:`lecturekit.problems` -- the lecture's small problems and their closed forms
 * :mod:`lecturekit.sgd` -- vanilla SGD runners and learning-rate schedules
 * :mod:`lecturekit.plots` -- figure helpers that take and return ``ax``
 * :mod:`lecturekit.widgets` -- sliders, live in Jupyter and precomputed in the HTML book
 """
 
-from . import plots, problems, sgd, widgets
+from . import attention, plots, problems, sgd, widgets
 
-__all__ = ["plots", "problems", "sgd", "widgets", "seed"]
+__all__ = ["attention", "plots", "problems", "sgd", "widgets", "seed"]
 __version__ = "0.1.0"
 
 

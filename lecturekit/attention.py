@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -41,7 +42,7 @@ import torch
 from torch import nn
 
 __all__ = [
-    "MONTHS", "FORMATS", "Vocab", "SRC", "TGT", "make_dates", "encode_pairs",
+    "MONTHS", "FORMATS", "PATTERNS", "parse", "Vocab", "SRC", "TGT", "make_dates", "encode_pairs",
     "AttentionModel", "Workload", "workload", "train", "exact_match",
 ]
 
@@ -54,6 +55,15 @@ FORMATS = {
     "mon d yyyy": lambda d: f"{MONTHS[d.month - 1][:3]} {d.day} {d.year}",
     "m/d/yy": lambda d: f"{d.month}/{d.day}/{d.year % 100:02d}",
     "the dth of month yyyy": lambda d: f"the {_ordinal(d.day)} of {MONTHS[d.month - 1]} {d.year}",
+}
+_D, _M, _Y = r"(?P<day>\d{1,2})", r"(?P<month>[a-z]+|\d{1,2})", r"(?P<year>\d{4})"
+PATTERNS = {  # the inverse of FORMATS: where each field sits in a source sentence
+    "d month yyyy": rf"{_D} {_M} {_Y}",
+    "month d, yyyy": rf"{_M} {_D}, {_Y}",
+    "dd.mm.yyyy": rf"{_D}\.{_M}\.{_Y}",
+    "mon d yyyy": rf"{_M} {_D} {_Y}",
+    "m/d/yy": rf"{_M}/{_D}/(?P<year>\d\d)",
+    "the dth of month yyyy": rf"the {_D}(?:st|nd|rd|th) of {_M} {_Y}",
 }
 FIRST_DAY, N_DAYS = dt.date(1950, 1, 1), 100 * 365 + 25  # 1950-01-01 .. 2049-12-31
 
@@ -90,6 +100,20 @@ class Vocab:
 SRC = Vocab("abcdefghijklmnopqrstuvwxyz0123456789 ,./")
 TGT = Vocab("0123456789-", specials=("<pad>", "<bos>", "<eos>"))
 PAD, BOS, EOS = 0, TGT.stoi["<bos>"], TGT.stoi["<eos>"]
+
+
+def parse(src: str):
+    """The format of a source sentence and the character positions of its year, month and day.
+
+    Returns ``(format_name, {"year": range, "month": range, "day": range})``; used to check
+    that attention aligns each output field with the matching source field.
+    """
+    for name, pattern in PATTERNS.items():
+        m = re.fullmatch(pattern, src)
+        if m and (name != "mon d yyyy" or len(m["month"]) == 3) and (
+                name != "d month yyyy" or not m["month"].isdigit()):
+            return name, {f: range(m.start(f), m.end(f)) for f in ("year", "month", "day")}
+    raise ValueError(f"not a date in a known format: {src!r}")
 
 
 def make_dates(n: int, seed: int, exclude: set[str] | frozenset = frozenset()):

@@ -1,6 +1,7 @@
 """lecturekit.attention: the slide's model (shapes, attention weights, exact gradients), the
 date task, the workload interface, and the training target of `python -m lecturekit.attention`."""
 
+import datetime
 import re
 import subprocess
 import sys
@@ -22,8 +23,8 @@ def test_dates_are_distinct_disjoint_and_correct():
     assert len({s for s, _ in train}) == 2000
     assert not {s for s, _ in train} & {s for s, _ in val}
     assert ("the 1st of march 2001", "2001-03-01") == (
-        A.FORMATS["the dth of month yyyy"](A.dt.date(2001, 3, 1)), "2001-03-01")
-    assert A.FORMATS["m/d/yy"](A.dt.date(1999, 12, 31)) == "12/31/99"
+        A.FORMATS["the dth of month yyyy"](datetime.date(2001, 3, 1)), "2001-03-01")
+    assert A.FORMATS["m/d/yy"](datetime.date(1999, 12, 31)) == "12/31/99"
     assert [A._ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 31)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "31st"]
 
@@ -97,3 +98,15 @@ def test_default_training_reaches_the_exact_match_target():
     assert m, out
     print(out)
     assert float(m[1]) >= 0.95 and float(m[2]) <= 60
+
+
+def test_parse_finds_each_field_of_every_format():
+    for src, iso in A.make_dates(3000, seed=7):
+        name, spans = A.parse(src)
+        assert A.FORMATS[name](datetime.date.fromisoformat(iso)) == src
+        year, month, day = (src[spans[f].start:spans[f].stop] for f in ("year", "month", "day"))
+        assert iso.endswith(f"-{int(day):02d}") and iso[2:4] == year[-2:]
+        assert month.isdigit() and int(month) == int(iso[5:7]) or iso[5:7] == (
+            f"{[m[:3] for m in A.MONTHS].index(month[:3]) + 1:02d}")
+    with pytest.raises(ValueError):
+        A.parse("not a date")
