@@ -5,13 +5,14 @@ Notebooks import it as ``import lecturekit as lk``. One idea per module:
 * :mod:`lecturekit.attention` -- the lecture's attention translation model, the running workload
 * :mod:`lecturekit.problems` -- the lecture's small problems and their closed forms
 * :mod:`lecturekit.sgd` -- vanilla SGD runners and learning-rate schedules
+* :mod:`lecturekit.stats` -- ĝ, σ̂ and B* per coordinate, the gradient noise scale
 * :mod:`lecturekit.plots` -- figure helpers that take and return ``ax``
 * :mod:`lecturekit.widgets` -- sliders, live in Jupyter and precomputed in the HTML book
 """
 
-from . import attention, plots, problems, sgd, widgets
+from . import attention, plots, problems, sgd, stats, widgets
 
-__all__ = ["attention", "plots", "problems", "sgd", "widgets", "seed"]
+__all__ = ["attention", "plots", "problems", "sgd", "stats", "widgets", "seed"]
 __version__ = "0.1.0"
 
 
