@@ -3,6 +3,7 @@
 Notebooks import it as ``import lecturekit as lk``. One idea per module:
 
 * :mod:`lecturekit.attention` -- the lecture's attention translation model, the running workload
+* :mod:`lecturekit.optim` -- the slides' optimizers as torch.optim optimizers
 * :mod:`lecturekit.problems` -- the lecture's small problems and their closed forms
 * :mod:`lecturekit.sgd` -- vanilla SGD runners and learning-rate schedules
 * :mod:`lecturekit.stats` -- ĝ, σ̂ and B* per coordinate, the gradient noise scale
@@ -10,9 +11,9 @@ Notebooks import it as ``import lecturekit as lk``. One idea per module:
 * :mod:`lecturekit.widgets` -- sliders, live in Jupyter and precomputed in the HTML book
 """
 
-from . import attention, plots, problems, sgd, stats, widgets
+from . import attention, optim, plots, problems, sgd, stats, widgets
 
-__all__ = ["attention", "plots", "problems", "sgd", "stats", "widgets", "seed"]
+__all__ = ["attention", "optim", "plots", "problems", "sgd", "stats", "widgets", "seed"]
 __version__ = "0.1.0"
 
 
