@@ -20,6 +20,7 @@ book: $(STAMP)
 
 # The book first (the browser test reads _build/html), then every test layer in one pytest run.
 test: book
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 # Run the notebooks live in JupyterLab, with working sliders.
@@ -31,7 +32,7 @@ outputs: $(STAMP)
 	$(BIN)/python tests/nbtools.py refresh book/*.ipynb
 
 lint: $(STAMP)
-	$(BIN)/ruff check lecturekit tests
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf _build

@@ -13,7 +13,7 @@ Notebooks import it as ``import lecturekit as lk``. One idea per module:
 
 from . import attention, optim, plots, problems, sgd, stats, widgets
 
-__all__ = ["attention", "optim", "plots", "problems", "sgd", "stats", "widgets", "seed"]
+__all__ = ["attention", "optim", "plots", "problems", "sgd", "stats", "widgets", "seed", "source"]
 __version__ = "0.1.0"
 
 
@@ -32,3 +32,13 @@ def seed(s: int = 0):
     np.random.seed(s)  # noqa: NPY002 -- the legacy global, for code that still uses it
     torch.manual_seed(s)
     return np.random.default_rng(s)
+
+
+def source(obj):
+    """Display ``obj``'s source code, so a chapter can set a slide equation beside the function
+    that implements it without copying (and so without drifting from) the code."""
+    import inspect
+
+    from IPython.display import Code
+
+    return Code(inspect.getsource(obj), language="python")

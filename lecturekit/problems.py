@@ -5,6 +5,7 @@
   converge to ("rigor police", SGD chapter).
 * :func:`log_cosh`: a smooth, convex, non-negative loss on which fixed-step gradient descent
   settles into a 2-cycle (SGD chapter).
+* :func:`ravine`, :func:`rosenbrock`: ill-conditioned test losses for the optimizer chapters.
 
 Everything here is NumPy and vectorised over leading axes, so many independent SGD runs
 ("chains") advance in one array operation.
@@ -16,7 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OneDim", "saddle_loss", "saddle_grad", "log_cosh", "log_cosh_grad", "two_cycle"]
+__all__ = [
+    "OneDim", "saddle_loss", "saddle_grad", "log_cosh", "log_cosh_grad", "two_cycle", "ravine",
+    "rosenbrock",
+]
 
 
 @dataclass(frozen=True)
@@ -163,3 +167,15 @@ def two_cycle(eta: float) -> float:
     if eta <= 2:
         raise ValueError(f"a 2-cycle exists only for eta > 2, got eta={eta}")
     return float(brentq(lambda x: 2 * x - eta * np.tanh(x), 1e-9, eta))
+
+
+def ravine(z, a: float = 1.0, b: float = 50.0):
+    """An ill-conditioned quadratic ℓ(x, y) = ½(a x² + b y²), the "ravine" of the Momentum
+    chapter: curvature b across it, a along it (condition number b/a), minimum 0 at the origin.
+    Works on NumPy arrays and torch tensors with the coordinates on the last axis."""
+    return 0.5 * (a * z[..., 0] ** 2 + b * z[..., 1] ** 2)
+
+
+def rosenbrock(z):
+    """Rosenbrock's banana, (1 − x)² + 100 (y − x²)², minimum 0 at (1, 1); last axis = (x, y)."""
+    return (1 - z[..., 0]) ** 2 + 100 * (z[..., 1] - z[..., 0] ** 2) ** 2

@@ -13,7 +13,8 @@ import numpy as np
 from .problems import OneDim
 
 __all__ = [
-    "power_schedule", "run_one_dim", "one_dim_moments", "gradient_descent", "stall_factor",
+    "power_schedule", "run_one_dim", "one_dim_moments", "momentum_moments", "gradient_descent",
+    "stall_factor", "path",
 ]
 
 
@@ -99,6 +100,35 @@ def one_dim_moments(problem: OneDim, beta0: float, eta, B: int, T: int):
     return m, v
 
 
+def momentum_moments(problem: OneDim, beta0: float, eta: float, mu: float, B: int, T: int):
+    r"""Exact mean and variance of e^t = β^t − ȳ under the slide's EMA momentum, t = 0..T.
+
+    With ĝ = e − ξ (ξ = E_Batch[y] − ȳ, mean 0, variance σ²/B) the slide's update
+
+    .. math::
+
+        \tilde g^{t+1} = \mu\, \tilde g^t + (1-\mu)\, \hat g, \qquad
+        e^{t+1} = e^t - \eta\, \tilde g^{t+1}
+
+    is linear in z = (e, g̃): z' = A z + b ξ with
+    A = [[1 − η(1 − μ), −ημ], [1 − μ, μ]] and b = (η(1 − μ), −(1 − μ)). So the mean follows
+    m' = A m and the covariance C' = A C Aᵀ + b bᵀ σ²/B, from e^0 = β_0 − ȳ, g̃^0 = 0.
+    For μ = 0 this is :func:`one_dim_moments`. Returns ``(m, v)``: mean and variance of e^t.
+    (Used by the Momentum chapter; :class:`lecturekit.optim.EMAMomentum` is the same update.)
+    """
+    if not 0 <= mu < 1:
+        raise ValueError(f"mu must be in [0, 1), got {mu}")
+    A = np.array([[1 - eta * (1 - mu), -eta * mu], [1 - mu, mu]])
+    b = np.array([eta * (1 - mu), -(1 - mu)])
+    z, C = np.array([beta0 - problem.mean_y, 0.0]), np.zeros((2, 2))
+    m, v = [z[0]], [0.0]
+    for _ in range(T):
+        z, C = A @ z, A @ C @ A.T + np.outer(b, b) * problem.var_y / B
+        m.append(z[0])
+        v.append(C[0, 0])
+    return np.array(m), np.array(v)
+
+
 def gradient_descent(grad, x0, eta, T: int) -> np.ndarray:
     """Full-batch gradient descent x ← x − η_t ∇ℓ(x); returns the T + 1 iterates.
 
@@ -129,3 +159,28 @@ def stall_factor(eta0: float, p: float = 2.0, T: int | None = None) -> float:
         return float(np.sin(x) / x)
     t = np.arange(1, T + 1, dtype=float)
     return float(np.prod(1 - eta0 / t**p))
+
+
+def path(loss, x0, make_optimizer, T: int) -> np.ndarray:
+    """Run a ``torch.optim`` optimizer for T steps on ``loss(x)``; return the T + 1 iterates.
+
+    ``make_optimizer([x])`` builds the optimizer for the single float64 parameter ``x``. Steps go
+    through a closure, so optimizers that measure the gradient elsewhere (such as
+    :class:`lecturekit.optim.Nesterov`, at its lookahead) work too.
+    """
+    import torch
+
+    x = torch.tensor(np.asarray(x0, dtype=float), requires_grad=True)
+    opt = make_optimizer([x])
+
+    def closure():
+        opt.zero_grad()
+        value = loss(x)
+        value.backward()
+        return value
+
+    out = [x.detach().clone().numpy()]
+    for _ in range(T):
+        opt.step(closure)
+        out.append(x.detach().clone().numpy())
+    return np.array(out)

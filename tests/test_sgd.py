@@ -120,3 +120,38 @@ def test_fixed_step_cycles_and_schedule_converges():
 def test_rates_must_be_positive(problem):
     with pytest.raises(ValueError, match="positive"):
         lk.sgd.run_one_dim(problem, 0.0, -0.1, 1, 10, 2, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.5, 0.9])
+def test_momentum_moments_match_simulation_and_reduce_to_sgd(problem, mu):
+    beta0, eta, B, T = problem.mean_y + 3, 0.1, 2, 80
+    m, v = lk.sgd.momentum_moments(problem, beta0, eta, mu, B, T)
+    if mu == 0.0:
+        m0, v0 = lk.sgd.one_dim_moments(problem, beta0, eta, B, T)
+        assert np.allclose(m, m0) and np.allclose(v, v0)
+    rng = np.random.default_rng(5)
+    beta = np.full(20_000, beta0)
+    g_tilde = np.zeros_like(beta)
+    for _ in range(T):  # the slide's EMA momentum, written out
+        g_tilde = mu * g_tilde + (1 - mu) * problem.g_hat(beta, rng, B)
+        beta = beta - eta * g_tilde
+    e = beta - problem.mean_y
+    assert e.mean() == pytest.approx(m[-1], abs=0.03)
+    assert e.var() == pytest.approx(v[-1], rel=0.05)
+
+
+def test_path_runs_any_torch_optimizer():
+    import torch
+
+    def loss(z):
+        return lk.problems.ravine(z)
+
+    gd = lk.sgd.path(loss, [1.0, 1.0], lambda p: torch.optim.SGD(p, lr=0.01), 3)
+    by_hand = [np.array([1.0, 1.0])]
+    for _ in range(3):
+        x, y = by_hand[-1]
+        by_hand.append(by_hand[-1] - 0.01 * np.array([x, 50 * y]))
+    assert np.allclose(gd, by_hand)
+    nest = lk.sgd.path(loss, [1.0, 1.0], lambda p: lk.optim.Nesterov(p, lr=0.03, mu=0.9), 300)
+    assert loss(torch.tensor(nest[-1])).item() < 1e-3
+    assert lk.problems.rosenbrock(np.array([1.0, 1.0])) == 0.0
