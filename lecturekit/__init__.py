@@ -4,6 +4,7 @@ Notebooks import it as ``import lecturekit as lk``. One idea per module:
 
 * :mod:`lecturekit.attention` -- the lecture's attention translation model, the running workload
 * :mod:`lecturekit.bounds` -- the appendix "Optimizing B and η" derived with sympy
+* :mod:`lecturekit.hvp` -- Hessian-vector products, power iteration for L
 * :mod:`lecturekit.optim` -- the slides' optimizers as torch.optim optimizers
 * :mod:`lecturekit.problems` -- the lecture's small problems and their closed forms
 * :mod:`lecturekit.sgd` -- vanilla SGD runners and learning-rate schedules
@@ -12,10 +13,10 @@ Notebooks import it as ``import lecturekit as lk``. One idea per module:
 * :mod:`lecturekit.widgets` -- sliders, live in Jupyter and precomputed in the HTML book
 """
 
-from . import attention, bounds, optim, plots, problems, sgd, stats, widgets
+from . import attention, bounds, hvp, optim, plots, problems, sgd, stats, widgets
 
 __all__ = [
-    "attention", "bounds", "optim", "plots", "problems", "sgd", "stats", "widgets",
+    "attention", "bounds", "hvp", "optim", "plots", "problems", "sgd", "stats", "widgets",
     "seed", "source",
 ]
 __version__ = "0.1.0"
