@@ -40,8 +40,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 __all__ = [
-    "SGD", "EMAMomentum", "HeavyBall", "Nesterov", "RMSprop", "Adam",
-    "sgd", "ema_momentum", "heavy_ball", "nesterov_lookahead", "rmsprop", "adam",
+    "SGD", "EMAMomentum", "HeavyBall", "Nesterov", "RMSprop", "Adam", "DerivedSGD",
+    "sgd", "ema_momentum", "heavy_ball", "nesterov_lookahead", "rmsprop", "adam", "derived_sgd",
 ]
 
 
@@ -117,6 +117,33 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, betas, eps, bias_co
             s_hat = s / (1 - beta2 ** t.item())  # ŝ = s / (1 − β2^t)
         root = (s_hat + eps).sqrt_() if eps_inside_sqrt else s_hat.sqrt().add_(eps)
         Phi.addcdiv_(g_tilde, root, value=-l_r)  # Φ ← Φ − l_r g̃ / sqrt(s + ε)
+
+
+@torch.no_grad()
+def derived_sgd(params, grads, g_tildes, s_tildes, steps, *, B, L, w_min, w_max):
+    """The slide's derived algorithm (see :class:`DerivedSGD`); returns the per-coordinate B*."""
+    B_stars = []
+    for Phi, g_hat, g_tilde, s_tilde, step in zip(params, grads, g_tildes, s_tildes, steps,
+                                                  strict=True):
+        step += 1
+        B_star = _b_star(g_tilde, s_tilde, B)  # from the averages before this step
+        w = (B / B_star).clamp(w_min, w_max).clamp_min(1.0 / step.item())  # 1/t: mean at first
+        g_tilde.mul_(1 - w).add_(w * g_hat)  # g̃ ← (1 − B/B*) g̃ + (B/B*) ĝ
+        s_tilde.mul_(1 - w).add_(w * g_hat**2)  # s̃ ← (1 − B/B*) s̃ + (B/B*) ĝ²  (slide: g̃^t)
+        B_star = _b_star(g_tilde, s_tilde, B)  # B*[c] = 16 σ̃[c]² / g̃[c]², at least B
+        eta = B / (2 * B_star * L)  # η[c] = B / (2 B*[c] L), at most 1/(2L)
+        Phi.sub_(eta * g_hat)  # Φ[c] ← Φ[c] − η[c] ĝ[c]
+        B_stars.append(B_star)
+    return B_stars
+
+
+def _b_star(g_tilde, s_tilde, B):
+    """B* = 16 σ̃² / g̃² with σ̃² = s̃ − g̃² clamped at 0, +inf where g̃ = 0, and at least B."""
+    sigma2 = (s_tilde - g_tilde**2).clamp_min(0)
+    g2 = g_tilde**2
+    B_star = torch.where(g2 > 0, 16 * sigma2 / g2.clamp_min(torch.finfo(g2.dtype).tiny),
+                         torch.full_like(g2, float("inf")))
+    return B_star.clamp_min(B)
 
 
 # --- validation (ValueError naming the argument) ------------------------------------------------
@@ -476,3 +503,68 @@ class Adam(_Optimizer):
              [st["step"] for st in states], lr=group["lr"], betas=group["betas"],
              eps=group["eps"], bias_correction=group["bias_correction"],
              eps_inside_sqrt=group["eps_inside_sqrt"])
+
+
+
+class DerivedSGD(_Optimizer):
+    r"""The lecture's derived algorithm: per-coordinate learning rates from running estimates
+    of ĝ and σ̂ and the B* analysis.
+
+    .. math::
+
+        \tilde g^{t+1}[c] = (1 - B/B^*[c])\, \tilde g^t[c] + (B/B^*[c])\, \hat g[c],
+        \qquad
+        \tilde s^{t+1}[c] = (1 - B/B^*[c])\, \tilde s^t[c] + (B/B^*[c])\, \hat g[c]^2
+
+        \tilde\sigma[c] = \sqrt{\tilde s[c] - \tilde g[c]^2}, \quad
+        B^*[c] = 16\tilde\sigma[c]^2/\tilde g[c]^2, \quad
+        \eta[c] = B/(2B^*[c]L), \quad
+        \Phi^{t+1}[c] = \Phi^t[c] - \eta[c]\,\hat g[c]
+
+    ``B`` is the batch size the gradients come from and ``L`` the smoothness constant (e.g. the
+    largest Hessian eigenvalue, :func:`lecturekit.hvp.power_iteration`). State per parameter:
+    ``g_tilde``, ``s_tilde``, ``step`` and the latest ``B_star``.
+
+    .. warning:: Correction to the slide: its running average for s̃ is fed the wrong quantity,
+       ``(1 − B/B*) g̃^t + (B/B*) ĝ²``; it must average s̃ with itself, as written above.
+       (With g̃ in its place s̃ is not a mean square and σ̃² can be negative.)
+
+    Guards, each a departure from the slide's equations, so that no NaN or inf ever reaches Φ:
+
+    * σ̃² = s̃ − g̃² can round below zero: it is clamped at 0.
+    * g̃[c] = 0 makes B*[c] infinite: then η[c] = 0 and the weight falls to ``w_min``.
+    * B/B*[c] above one (the batch is already larger than B*): B*[c] is raised to B, so
+      η[c] ≤ 1/(2L), the slide's η*. The averaging weight B/B*[c] is clamped to
+      [``w_min``, ``w_max``] (defaults 1e-3 and 0.5: the averages always span two batches or
+      more, and at most about a thousand).
+    * The slide leaves the start open: g̃ and s̃ start at 0 and the weight is at least 1/t, so
+      they are plain means of the gradients seen while t is small (no zero-start bias), and
+      B* on the very first step comes from one batch.
+
+    .. warning:: Not in ``torch.optim``; a new algorithm, tested against the equations above.
+
+    Taught in: lr_batch.ipynb.
+    """
+
+    def __init__(self, params, B, L, w_min=1e-3, w_max=0.5):
+        super().__init__(params, dict(B=B, L=L, w_min=w_min, w_max=w_max))
+
+    def _check(self, group):
+        if not group["B"] >= 1:
+            raise ValueError(f"B must be >= 1, got {group['B']}")
+        if not group["L"] > 0:
+            raise ValueError(f"L must be > 0, got {group['L']}")
+        if not 0 < group["w_min"] <= group["w_max"] <= 1:
+            raise ValueError("need 0 < w_min <= w_max <= 1, got "
+                             f"w_min={group['w_min']}, w_max={group['w_max']}")
+
+    def _update(self, group):
+        params, g_hats = self._with_grad(group)
+        states = self._state(params, lambda p: dict(
+            g_tilde=torch.zeros_like(p), s_tilde=torch.zeros_like(p), step=torch.tensor(0.0)))
+        B_stars = derived_sgd(params, g_hats, [s["g_tilde"] for s in states],
+                              [s["s_tilde"] for s in states], [s["step"] for s in states],
+                              B=group["B"], L=group["L"], w_min=group["w_min"],
+                              w_max=group["w_max"])
+        for s, B_star in zip(states, B_stars, strict=True):
+            s["B_star"] = B_star

@@ -538,3 +538,69 @@ def test_edge_hyperparameters_are_accepted():
     lko.SGD([p], lr=0.0, momentum=1.5)  # as torch: momentum >= 0 only
     lko.EMAMomentum([p], lr=0.0, mu=0.0)
     lko.Adam([p], lr=0.1, betas=(0.0, 0.0), eps=1e-300)
+
+
+# --- DerivedSGD: the lecture's derived algorithm ---------------------------------------------
+
+
+def _derived_by_hand(grads, B, L, w_min=1e-3, w_max=0.5):
+    """The slide's equations (s-tilde corrected) with the documented guards, in plain torch."""
+    Phi = torch.zeros_like(grads[0])
+    g_t, s_t = torch.zeros_like(Phi), torch.zeros_like(Phi)
+
+    def b_star(g_t, s_t):
+        sigma2 = torch.clamp(s_t - g_t**2, min=0)
+        out = torch.full_like(g_t, float("inf"))
+        nz = g_t != 0
+        out[nz] = 16 * sigma2[nz] / g_t[nz] ** 2
+        return torch.clamp(out, min=B)
+
+    for t, g_hat in enumerate(grads, start=1):
+        w = torch.clamp(torch.clamp(B / b_star(g_t, s_t), w_min, w_max), min=1 / t)
+        g_t = (1 - w) * g_t + w * g_hat
+        s_t = (1 - w) * s_t + w * g_hat**2
+        Phi = Phi - B / (2 * b_star(g_t, s_t) * L) * g_hat
+    return Phi, g_t, s_t
+
+
+def test_derived_sgd_matches_the_slide_equations():
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(7, generator=gen, dtype=torch.float64) + 0.3 for _ in range(40)]
+    grads[5][2] = 0.0
+    p = torch.zeros(7, dtype=torch.float64, requires_grad=True)
+    opt = lko.DerivedSGD([p], B=4, L=2.0)
+    for g in grads:
+        p.grad = g.clone()
+        opt.step()
+    Phi, g_t, s_t = _derived_by_hand(grads, B=4, L=2.0)
+    assert torch.allclose(p.detach(), Phi, rtol=0, atol=1e-12)
+    assert torch.allclose(opt.state[p]["g_tilde"], g_t, rtol=0, atol=1e-12)
+    assert torch.allclose(opt.state[p]["s_tilde"], s_t, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["zero", "constant", "huge", "tiny"])
+def test_derived_sgd_never_produces_nan_or_inf(kind):
+    p = torch.ones(5, dtype=torch.float64, requires_grad=True)
+    opt = lko.DerivedSGD([p], B=8, L=1.0)
+    value = {"zero": 0.0, "constant": 1.0, "huge": 1e150, "tiny": 1e-300}[kind]
+    for _ in range(50):
+        p.grad = torch.full_like(p, value)
+        opt.step()
+    assert torch.isfinite(p).all()
+    assert not torch.isnan(opt.state[p]["B_star"]).any()
+    if kind == "constant":  # no noise: sigma = 0, B* = B, eta = 1/(2L) exactly
+        assert torch.allclose(p.detach(), torch.full_like(p, 1 - 50 * 0.5))
+
+
+def test_derived_sgd_lowers_a_noisy_quadratic_and_validates():
+    gen = torch.Generator().manual_seed(1)
+    p = torch.full((10,), 5.0, dtype=torch.float64, requires_grad=True)
+    h = torch.linspace(0.1, 1.0, 10, dtype=torch.float64)
+    opt = lko.DerivedSGD([p], B=1, L=1.0)
+    for _ in range(500):
+        p.grad = h * p.detach() + 0.5 * torch.randn(10, generator=gen, dtype=torch.float64)
+        opt.step()
+    assert (0.5 * h * p.detach() ** 2).sum() < 0.05 * (0.5 * h * 25).sum()
+    for bad in (dict(B=0, L=1.0), dict(B=1, L=0.0), dict(B=1, L=1.0, w_min=0.6, w_max=0.5)):
+        with pytest.raises(ValueError):
+            lko.DerivedSGD([p], **bad)
