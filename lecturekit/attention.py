@@ -19,7 +19,7 @@ The slide writes the score as ``softmax tanh(W^a [s^i, h^t])``; a softmax over t
 to the scalar score. The bidirectional encoder and RNNCELL are GRUs. The slide leaves s^0
 unspecified; here s^0 = tanh(W^0 h←^1), the backward encoder's summary of the whole input.
 
-The task (:func:`make_dates`) translates dates written in four human formats into ISO 8601:
+The task (:func:`make_dates`) translates dates written in six human formats into ISO 8601:
 ``"march 14, 2017" -> "2017-03-14"``. It needs alignment: the year, month and day sit at
 different input positions in each format, so each output character must attend to the right
 input characters. :func:`workload` packages model, data and loss for later chapters.

@@ -148,9 +148,11 @@ def stall_factor(eta0: float, p: float = 2.0, T: int | None = None) -> float:
     """E[β_T − ȳ] / (β_0 − ȳ) = Π_{t=1}^{T} (1 − η_t) for η_t = η_0 / t^p on the 1-D example.
 
     Taking expectations in e' = (1 − η_t) e + η_t ξ removes the noise, leaving the product.
-    When Σ η_t < ∞ (p > 1) the product stays away from zero: SGD stalls short of the optimum.
-    For p = 2, T = ∞ and 0 < η_0 < 1 it has the closed form sin(π√η_0)/(π√η_0)
-    (Euler's product for the sine). With ``T=None`` that closed form is returned.
+    When Σ η_t < ∞ (p > 1) the product stays away from zero, unless some factor is exactly zero
+    (η_0 = t^p for some t): SGD stalls short of the optimum. For p = 2 and T = ∞ Euler's product
+    for the sine gives the closed form sin(π√η_0)/(π√η_0); it is returned for ``T=None`` and
+    0 < η_0 < 1, the range where every factor is positive, so the product is the distance left
+    in the same direction (for η_0 > 1 the first factors are negative and the sign alternates).
     """
     if T is None:
         if p != 2 or not 0 < eta0 < 1:
