@@ -201,6 +201,17 @@ class _Optimizer(Optimizer):
         return loss
 
 
+class _LrMu(_Optimizer):
+    """The two hyperparameters the momentum classes share: ``lr`` and ``mu`` in [0, 1)."""
+
+    def __init__(self, params, lr, mu):
+        super().__init__(params, dict(lr=lr, mu=mu))
+
+    def _check(self, group):
+        _check_lr(group["lr"])
+        _check_unit("mu", group["mu"])
+
+
 class SGD(_Optimizer):
     r"""Momentum SGD with exactly ``torch.optim.SGD``'s semantics for these arguments.
 
@@ -252,7 +263,7 @@ class SGD(_Optimizer):
                 self.state[p]["momentum_buffer"] = b
 
 
-class EMAMomentum(_Optimizer):
+class EMAMomentum(_LrMu):
     r"""Momentum in the slide's nonstandard parameterization: Φ moves along a running average g̃.
 
     .. math::
@@ -276,13 +287,6 @@ class EMAMomentum(_Optimizer):
     Taught in: momentum.ipynb.
     """
 
-    def __init__(self, params, lr, mu):
-        super().__init__(params, dict(lr=lr, mu=mu))
-
-    def _check(self, group):
-        _check_lr(group["lr"])
-        _check_unit("mu", group["mu"])
-
     def _update(self, group):
         params, g_hats = self._with_grad(group)
         states = self._state(params, lambda p: {"g_tilde": torch.zeros_like(p)})
@@ -290,7 +294,7 @@ class EMAMomentum(_Optimizer):
         ema_momentum(params, g_hats, g_tildes, lr=group["lr"], mu=group["mu"])
 
 
-class HeavyBall(_Optimizer):
+class HeavyBall(_LrMu):
     r"""Momentum in the slide's standard parameterization: a velocity v that accumulates l_r ĝ.
 
     .. math::
@@ -316,13 +320,6 @@ class HeavyBall(_Optimizer):
 
     Taught in: momentum.ipynb.
     """
-
-    def __init__(self, params, lr, mu):
-        super().__init__(params, dict(lr=lr, mu=mu))
-
-    def _check(self, group):
-        _check_lr(group["lr"])
-        _check_unit("mu", group["mu"])
 
     def _update(self, group):
         params, g_hats = self._with_grad(group)
