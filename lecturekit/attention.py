@@ -43,7 +43,7 @@ from torch import nn
 
 __all__ = [
     "MONTHS", "FORMATS", "PATTERNS", "parse", "Vocab", "SRC", "TGT", "make_dates", "encode_pairs",
-    "AttentionModel", "Workload", "workload", "train", "exact_match",
+    "AttentionModel", "Workload", "workload", "train", "exact_match", "final_val_loss",
 ]
 
 MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
@@ -274,6 +274,11 @@ class Workload:
     def exact_match(self) -> float:
         return exact_match(self.model, self.x_val, self.y_val)
 
+    def val_loss(self) -> float:
+        """The loss averaged over the validation set, at the current Φ, without gradients."""
+        with torch.no_grad():
+            return self.model.loss(self.x_val, self.y_val).item()
+
 
 def workload(seed: int = 0, n_train: int = 10_000, n_val: int = 1000, **model_kw) -> Workload:
     """A fresh, seeded model and the seeded date task (validation disjoint from training)."""
@@ -301,6 +306,17 @@ def train(wl: Workload, steps: int = 600, B: int = 64, lr: float = 3e-3, seed: i
         if step % log_every == 0 or step == steps:
             wl.history.append((step, running, wl.exact_match()))
     return wl.history
+
+
+def final_val_loss(make_optimizer, seed: int, steps: int, B: int, clip: float = 1.0,
+                   n_train: int = 2000, n_val: int = 300, **model_kw) -> float:
+    """The optimizer chapters' experiment: a fresh seeded workload, ``steps`` batches of size B
+    with ``make_optimizer(parameters)``, then the validation loss. ``clip=float("inf")`` turns
+    gradient clipping off."""
+    wl = workload(seed, n_train=n_train, n_val=n_val, **model_kw)
+    train(wl, steps=steps, B=B, seed=seed, clip=clip, log_every=steps,
+          optimizer=make_optimizer(wl.model.parameters()))
+    return wl.val_loss()
 
 
 def main(argv=None):

@@ -39,6 +39,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from .stats import b_star_from_moments
+
 __all__ = [
     "SGD", "EMAMomentum", "HeavyBall", "Nesterov", "RMSprop", "Adam", "DerivedSGD",
     "sgd", "ema_momentum", "heavy_ball", "nesterov_lookahead", "rmsprop", "adam", "derived_sgd",
@@ -139,11 +141,7 @@ def derived_sgd(params, grads, g_tildes, s_tildes, steps, *, B, L, w_min, w_max)
 
 def _b_star(g_tilde, s_tilde, B):
     """B* = 16 σ̃² / g̃² with σ̃² = s̃ − g̃² clamped at 0, +inf where g̃ = 0, and at least B."""
-    sigma2 = (s_tilde - g_tilde**2).clamp_min(0)
-    g2 = g_tilde**2
-    B_star = torch.where(g2 > 0, 16 * sigma2 / g2.clamp_min(torch.finfo(g2.dtype).tiny),
-                         torch.full_like(g2, float("inf")))
-    return B_star.clamp_min(B)
+    return b_star_from_moments(g_tilde, s_tilde).clamp_min(B)
 
 
 # --- validation (ValueError naming the argument) ------------------------------------------------

@@ -19,7 +19,13 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["per_example_grads", "moments", "b_star", "noise_scale"]
+__all__ = ["flatten", "per_example_grads", "moments", "b_star", "b_star_from_moments",
+           "noise_scale"]
+
+
+def flatten(tensors) -> torch.Tensor:
+    """Concatenate tensors (parameters, or their gradients) into one flat vector."""
+    return torch.cat([t.flatten() for t in tensors])
 
 
 def per_example_grads(losses: torch.Tensor, params) -> torch.Tensor:
@@ -49,11 +55,22 @@ def moments(per_example: torch.Tensor):
     return g_hat, sigma_hat
 
 
+def _b_star(g2: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
+    """16 σ² / g², +inf where g² = 0."""
+    return torch.where(g2 > 0, 16 * sigma2 / g2.clamp_min(torch.finfo(g2.dtype).tiny),
+                       torch.full_like(g2, float("inf")))
+
+
 def b_star(g_hat: torch.Tensor, sigma_hat: torch.Tensor) -> torch.Tensor:
     """B*[c] = 16 σ̂[c]² / ĝ[c]²; +inf where ĝ[c] = 0 (no batch size makes that step safe)."""
-    g2 = g_hat.pow(2)
-    return torch.where(g2 > 0, 16 * sigma_hat.pow(2) / g2.clamp_min(torch.finfo(g2.dtype).tiny),
-                       torch.full_like(g2, float("inf")))
+    return _b_star(g_hat.pow(2), sigma_hat.pow(2))
+
+
+def b_star_from_moments(mean: torch.Tensor, mean_sq: torch.Tensor) -> torch.Tensor:
+    """B* from running first and second moments (g̃, s̃ of the derived algorithm):
+    σ̃² = s̃ − g̃², clamped at 0 where rounding makes it negative; +inf where g̃ = 0."""
+    g2 = mean.pow(2)
+    return _b_star(g2, (mean_sq - g2).clamp_min(0))
 
 
 def noise_scale(g_small_sq, g_big_sq, B_small: int, B_big: int):

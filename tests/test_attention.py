@@ -110,3 +110,15 @@ def test_parse_finds_each_field_of_every_format():
             f"{[m[:3] for m in A.MONTHS].index(month[:3]) + 1:02d}")
     with pytest.raises(ValueError):
         A.parse("not a date")
+
+
+def test_final_val_loss_is_train_then_validation_loss():
+    make = lambda p: torch.optim.SGD(p, lr=0.1)  # noqa: E731
+    by_hand = A.workload(3, n_train=200, n_val=20, d_emb=4, d_h=4, d_s=4, d_a=4)
+    A.train(by_hand, steps=5, B=8, seed=3, clip=1.0, log_every=5,
+            optimizer=make(by_hand.model.parameters()))
+    with torch.no_grad():
+        expected = by_hand.model.loss(by_hand.x_val, by_hand.y_val).item()
+    assert by_hand.val_loss() == expected
+    assert A.final_val_loss(make, seed=3, steps=5, B=8, n_train=200, n_val=20,
+                            d_emb=4, d_h=4, d_s=4, d_a=4) == expected

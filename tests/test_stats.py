@@ -41,3 +41,13 @@ def test_noise_scale_recovers_sigma2_over_g2(problem):
     assert B_simple == pytest.approx(problem.var_y / problem.g(beta) ** 2, rel=0.1)
     with pytest.raises(ValueError):
         lk.stats.noise_scale(1.0, 1.0, 8, 8)
+
+
+def test_b_star_from_moments_and_flatten():
+    mean = torch.tensor([2.0, 0.0, 1.0])
+    mean_sq = torch.tensor([5.0, 3.0, 1.0 - 1e-9])  # sigma^2 = 1, 3, and rounding below 0
+    out = lk.stats.b_star_from_moments(mean, mean_sq)
+    assert out[0].item() == pytest.approx(16 * 1 / 4)
+    assert out[1].item() == float("inf") and out[2].item() == 0.0
+    assert torch.equal(lk.stats.b_star(mean, torch.tensor([1.0, 1.0, 0.0])), out)
+    assert lk.stats.flatten([torch.ones(2, 2), torch.zeros(3)]).tolist() == [1, 1, 1, 1, 0, 0, 0]
