@@ -27,7 +27,7 @@ test: book
 lab: $(STAMP)
 	$(BIN)/jupyter lab book/
 
-# Re-execute the notebooks and keep only the outputs of `# NBVAL_CHECK_OUTPUT` cells.
+# Re-execute the notebooks and keep only the outputs of cells tagged `nbval-check-output`.
 outputs: $(STAMP)
 	$(BIN)/python tests/nbtools.py refresh book/*.ipynb
 

@@ -10,14 +10,18 @@ Notebooks import it as ``import lecturekit as lk``. One idea per module:
 * :mod:`lecturekit.sgd` -- vanilla SGD runners and learning-rate schedules
 * :mod:`lecturekit.stats` -- ĝ, σ̂ and B* per coordinate, the gradient noise scale
 * :mod:`lecturekit.plots` -- figure helpers that take and return ``ax``
+* :mod:`lecturekit.style` -- the book's one figure style (:func:`book_style`)
 * :mod:`lecturekit.widgets` -- sliders, live in Jupyter and precomputed in the HTML book
 """
 
-from . import attention, bounds, hvp, optim, plots, problems, sgd, stats, widgets
+import re
+
+from . import attention, bounds, hvp, optim, plots, problems, sgd, stats, style, widgets
+from .style import book_style
 
 __all__ = [
-    "attention", "bounds", "hvp", "optim", "plots", "problems", "sgd", "stats", "widgets",
-    "seed", "source",
+    "attention", "bounds", "hvp", "optim", "plots", "problems", "sgd", "stats", "style",
+    "widgets", "book_style", "seed", "source",
 ]
 __version__ = "0.1.0"
 
@@ -41,9 +45,48 @@ def seed(s: int = 0):
 
 def source(obj):
     """Display ``obj``'s source code, so a chapter can set a slide equation beside the function
-    that implements it without copying (and so without drifting from) the code."""
+    that implements it without copying (and so without drifting from) the code.
+
+    Shown as the book shows code (Pygments classes that the theme styles, light and dark), in a
+    box that may scroll sideways (class ``lk-source``). Sphinx cross-reference roles in
+    docstrings, such as ``:class:`~torch.optim.SGD```, are shown as the name they point to
+    (```SGD```): they are markup for the API docs, not for a reader of the code.
+    """
+    return _Source(inspect_source(obj))
+
+
+_ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|attr|data|obj|exc|ref|doc|math):`(~?)([^`]+)`")
+
+
+def inspect_source(obj) -> str:
+    """``obj``'s source with Sphinx roles replaced by their targets' names (see :func:`source`)."""
     import inspect
 
-    from IPython.display import Code
+    def plain(m):
+        target = m[2]
+        if m[1] == "~":
+            target = target.rsplit(".", 1)[-1]
+        return f"``{target}``"
 
-    return Code(inspect.getsource(obj), language="python")
+    return _ROLE.sub(plain, inspect.getsource(obj))
+
+
+class _Source:
+    """A code listing with a plain-text and an HTML view (see :func:`source`)."""
+
+    def __init__(self, code: str):
+        self.code = code
+
+    def _repr_html_(self):
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+
+        body = highlight(self.code, PythonLexer(), HtmlFormatter(nowrap=True))
+        return (
+            '<div class="lk-source highlight-python notranslate"><div class="highlight">'
+            f"<pre>{body}</pre></div></div>"
+        )
+
+    def __repr__(self):
+        return self.code

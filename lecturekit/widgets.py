@@ -5,12 +5,14 @@ values per parameter, and returns an object whose display carries two representa
 
 * ``application/vnd.jupyter.widget-view+json``: ipywidgets sliders that call ``draw`` again
   on every move (JupyterLab, Notebook and VS Code pick this one when a kernel is running);
-* ``text/html``: every frame of the grid rendered once to PNG, plus ``<input type="range">``
-  controls and a few lines of inline JavaScript that swap the frames, with no kernel and no
-  network. The book's ``_config.yml`` tells MyST-NB to prefer it for the HTML builder.
+* ``text/html``: every frame of the grid rendered once, at twice its displayed size (crisp on
+  high-DPI screens) as lossless WebP, plus ``<input type="range">`` controls and a few lines of
+  inline JavaScript that swap the frames, with no kernel and no network. The book's
+  ``_config.yml`` tells MyST-NB to prefer it for the HTML builder.
 
-The frame grid is the product of the value lists, so keep it small: each frame is one PNG of
-roughly 20-40 kB, and a page must stay under 4 MB.
+Frames are drawn under the book's figure style (:mod:`lecturekit.style`). The frame grid is the
+product of the value lists, so keep it small: each frame is roughly 30-60 kB, and a page must
+stay under 4 MB.
 """
 
 from __future__ import annotations
@@ -27,18 +29,34 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["slider", "Slider", "render_png"]
+from .style import style_context
+
+__all__ = ["slider", "Slider", "render_png", "render_frame"]
 
 MAX_FRAMES = 64
+SCALE = 2  # frames are rendered at twice their displayed size
 
 
-def render_png(draw: Callable[..., Any], params: dict, figsize=(8.0, 3.0), dpi=80) -> bytes:
-    """Draw ``draw(fig, **params)`` on a fresh figure (no pyplot state) and return PNG bytes."""
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    FigureCanvasAgg(fig)
-    draw(fig, **params)
+def render_png(draw: Callable[..., Any], params: dict, figsize=(8.0, 3.0), dpi=100) -> bytes:
+    """Draw ``draw(fig, **params)`` on a fresh figure (no pyplot state), in the book's style,
+    and return PNG bytes at ``dpi`` pixels per inch."""
+    with style_context():
+        fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+        FigureCanvasAgg(fig)
+        draw(fig, **params)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def render_frame(draw: Callable[..., Any], params: dict, figsize=(8.0, 3.0), dpi=100) -> bytes:
+    """One static frame: drawn at ``SCALE * dpi`` and encoded as lossless WebP (about a third of
+    the PNG's bytes, pixel for pixel the same)."""
+    from PIL import Image
+
+    png = render_png(draw, params, figsize, SCALE * dpi)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    Image.open(io.BytesIO(png)).save(buf, format="WEBP", lossless=True, method=4)
     return buf.getvalue()
 
 
@@ -49,7 +67,8 @@ def _label(value: Any) -> str:
 class Slider:
     """A figure with one slider per parameter; see :func:`slider`."""
 
-    def __init__(self, draw, grids: dict[str, Sequence], *, figsize, dpi, labels, initial):
+    def __init__(self, draw, grids: dict[str, Sequence], *, figsize, dpi, labels, initial,
+                 alt="", caption=""):
         if not grids:
             raise ValueError("slider needs at least one parameter grid, e.g. eta=[0.1, 0.5]")
         self.draw = draw
@@ -63,6 +82,7 @@ class Slider:
         if n_frames > MAX_FRAMES:
             raise ValueError(f"slider grid has {n_frames} frames, more than {MAX_FRAMES}")
         self.figsize, self.dpi = figsize, dpi
+        self.alt, self.caption = alt, caption
         self.labels = {name: (labels or {}).get(name, name) for name in self.grids}
         self.initial = {name: 0 for name in self.grids}
         for name, value in (initial or {}).items():
@@ -72,13 +92,13 @@ class Slider:
         self._frames: list[str] | None = None
 
     def frames(self) -> list[str]:
-        """Base64 PNG of every grid point, row-major: the first grid varies slowest."""
+        """Base64 WebP of every grid point, row-major: the first grid varies slowest."""
         if self._frames is None:
             names = list(self.grids)
             combos = itertools.product(*self.grids.values())
-            pngs = (render_png(self.draw, dict(zip(names, combo, strict=True)),
-                               self.figsize, self.dpi) for combo in combos)
-            self._frames = [base64.b64encode(png).decode("ascii") for png in pngs]
+            images = (render_frame(self.draw, dict(zip(names, combo, strict=True)),
+                                   self.figsize, self.dpi) for combo in combos)
+            self._frames = [base64.b64encode(image).decode("ascii") for image in images]
         return self._frames
 
     def to_html(self) -> str:
@@ -90,6 +110,10 @@ class Slider:
         for name, size in zip(names, shape, strict=True):
             flat = flat * size + self.initial[name]
         uid = "lk-slider-" + uuid.uuid4().hex[:10]
+        width = round(self.figsize[0] * self.dpi)
+        alt = self.alt or "figure for the chosen slider values"
+        caption = (f'<figcaption class="lk-caption">{html.escape(self.caption)}</figcaption>'
+                   if self.caption else "")
         controls = []
         for name in names:
             values = [_label(v) for v in self.grids[name]]
@@ -103,14 +127,16 @@ class Slider:
         data = json.dumps({"shape": shape, "labels": [[_label(v) for v in self.grids[n]]
                                                       for n in names], "frames": frames})
         return (
-            f'<div class="lk-slider" id="{uid}">'
-            f'<img class="lk-frame" alt="figure for the chosen slider values" '
-            f'src="data:image/png;base64,{frames[flat]}" style="max-width:100%">'
-            f'<div class="lk-controls" style="display:flex;flex-wrap:wrap;gap:1.5em">'
+            f'<figure class="lk-slider" id="{uid}" style="margin:0">'
+            f'<img class="lk-frame" alt="{html.escape(alt)}" '
+            f'src="data:image/webp;base64,{frames[flat]}" '
+            f'style="width:{width}px;max-width:100%;height:auto">'
+            f'<div class="lk-controls" style="display:flex;flex-wrap:wrap;gap:0.5em 1.5em">'
             + "".join(controls)
             + "</div>"
-            f'<script type="application/json" class="lk-data">{data}</script>'
-            f"<script>{_JS % json.dumps(uid)}</script></div>"
+            + caption
+            + f'<script type="application/json" class="lk-data">{data}</script>'
+            f"<script>{_JS % json.dumps(uid)}</script></figure>"
         )
 
     def widget(self):
@@ -161,7 +187,7 @@ _JS = """(function () {
       flat = flat * data.shape[k] + i;
       input.parentNode.querySelector("output").textContent = data.labels[k][i];
     });
-    img.src = "data:image/png;base64," + data.frames[flat];
+    img.src = "data:image/webp;base64," + data.frames[flat];
   }
   inputs.forEach(function (input) { input.addEventListener("input", update); });
 })();"""
@@ -172,9 +198,11 @@ def slider(
     /,
     *,
     figsize: tuple[float, float] = (8.0, 3.0),
-    dpi: int = 80,
+    dpi: int = 100,
     labels: dict[str, str] | None = None,
     initial: dict[str, Any] | None = None,
+    alt: str = "",
+    caption: str = "",
     **grids: Sequence,
 ) -> Slider:
     """A matplotlib figure with one slider per keyword grid.
@@ -191,9 +219,12 @@ def slider(
     ----------
     draw : callable
         ``draw(fig, **params)``; its return value is ignored.
-    figsize, dpi : figure size in inches and resolution of the frames.
+    figsize, dpi : figure size in inches, and CSS pixels per inch on the page (the static
+        frames are rendered at twice that, so they stay sharp on high-DPI screens).
     labels : optional display names, e.g. ``{"eta": "η"}``.
     initial : optional starting value per parameter (must be in its grid).
+    alt : what the figure shows, for readers who cannot see it (the image's alt text).
+    caption : a caption shown under the controls.
     **grids : the values each parameter's slider takes, at most 64 frames in all.
 
     Examples
@@ -203,4 +234,5 @@ def slider(
     >>> len(s.frames()), 'type="range"' in s.to_html()
     (3, True)
     """
-    return Slider(draw, grids, figsize=figsize, dpi=dpi, labels=labels, initial=initial)
+    return Slider(draw, grids, figsize=figsize, dpi=dpi, labels=labels, initial=initial,
+                  alt=alt, caption=caption)

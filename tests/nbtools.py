@@ -1,7 +1,8 @@
 """Keep committed notebooks in the state the tests expect.
 
-A committed notebook carries outputs only in cells marked ``# NBVAL_CHECK_OUTPUT`` (so nbval has
-something to compare) and never an image: figures exist because the build ran the code.
+A committed notebook carries outputs only in cells tagged ``nbval-check-output`` (nbval's own cell
+tag, so nbval has something to compare and no marker shows on the page) and never an image:
+figures exist because the build ran the code.
 
     python tests/nbtools.py refresh book/*.ipynb   # execute, keep only the checked outputs
     python tests/nbtools.py check book/*.ipynb     # exit 1 and list problems, if any
@@ -16,13 +17,15 @@ from pathlib import Path
 
 import nbformat
 
-MARK = "# NBVAL_CHECK_OUTPUT"
+TAG = "nbval-check-output"
 SEED_CALL = "lk.seed("
+STYLE_CALL = "lk.book_style("
+MAX_CODE_COLUMNS = 88  # a code cell fits the book's content column at 1400 px
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
 def is_checked(cell) -> bool:
-    return cell.cell_type == "code" and cell.source.lstrip().startswith(MARK)
+    return cell.cell_type == "code" and TAG in cell.metadata.get("tags", [])
 
 
 def problems(nb, name: str = "notebook") -> list[str]:
@@ -31,9 +34,17 @@ def problems(nb, name: str = "notebook") -> list[str]:
     code = [c for c in nb.cells if c.cell_type == "code"]
     if not code or SEED_CALL not in code[0].source:
         out.append(f"{name}: the first code cell must seed everything with lk.seed(...)")
+    if not code or STYLE_CALL not in code[0].source:
+        out.append(f"{name}: the first code cell must call lk.book_style() (the shared style)")
     if not any(is_checked(c) for c in code):
-        out.append(f"{name}: no '{MARK}' cell, so nbval checks no number")
+        out.append(f"{name}: no cell tagged '{TAG}', so nbval checks no number")
     for i, cell in enumerate(code):
+        wide = [n for n, line in enumerate(cell.source.splitlines(), 1)
+                if len(line) > MAX_CODE_COLUMNS]
+        if wide:
+            out.append(f"{name}: code cell {i} has lines over {MAX_CODE_COLUMNS} columns: {wide}")
+        if "NBVAL" in cell.source:
+            out.append(f"{name}: code cell {i} has an NBVAL comment; use nbval's cell tags")
         kinds = {k for o in cell.get("outputs", []) for k in o.get("data", {})}
         if any(k.startswith("image/") for k in kinds):
             out.append(f"{name}: code cell {i} carries an image output")

@@ -11,7 +11,20 @@ headless Chromium, with the network emulated as offline, and checks:
 * images: every <img> actually loaded;
 * sliders: every range input of every .lk-slider changes the frame image (and
   its <output> readout) when driven with the keyboard;
-* page weight: each HTML file is at most 4 MB.
+* page weight: each HTML file is at most 4 MB;
+* layout at 1400x900: no printed output, display equation, table, figure or code cell is wider
+  than the content column or scrolls inside its box (source listings from ``lk.source`` may);
+  at 390x844 (a phone) the page never scrolls sideways;
+* figures: every image is SVG or at least twice its displayed width, has alt text that describes
+  it (not a file name), and every figure in a cell output has a caption;
+* no machinery: no "NBVAL" anywhere in the page's text;
+* exercises: every chapter page (the lecture and the appendix) has 3-6 exercises, each solution
+  hidden until asked for;
+* links: every relative link with a #fragment (the equation index's among them) names a page
+  that exists and an id in it.
+
+``python tests/test_browser.py PAGE.html [--chapter]`` prints the problems of one built page (for
+checking a page built on its own with ``jupyter-book build book/x.ipynb``).
 
 Needs Chromium (apt-get install -y chromium); LK_CHROMIUM overrides its path,
 LK_REPO_ROOT the repository root.  Runs `make book` if the build is missing.
@@ -31,6 +44,7 @@ ROOT = Path(os.environ.get("LK_REPO_ROOT") or Path(__file__).resolve().parents[1
 HTML = ROOT / "_build" / "html"
 MAX_PAGE_BYTES = 4 * 1024 * 1024
 TIMEOUT_MS = 30_000
+DESKTOP, PHONE = {"width": 1400, "height": 900}, {"width": 390, "height": 844}
 LOCAL_SCHEMES = {"file", "data", "blob", "about"}
 # fmt: off
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -58,6 +72,18 @@ def toc_entries(toc_path=ROOT / "_toc.yml"):
     for part in toc.get("parts") or []:
         walk(part.get("chapters"))
     return entries
+
+
+def chapter_entries(toc_path=ROOT / "_toc.yml"):
+    """Entries of the parts that hold chapters (all but "Reference"): each ends in exercises."""
+    if not toc_path.exists():
+        return []
+    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8")) or {}
+    found = []
+    for part in toc.get("parts") or []:
+        if part.get("caption") != "Reference":
+            found += [re.sub(r"\.(md|ipynb)$", "", c["file"]) for c in part.get("chapters", [])]
+    return found
 
 
 def source_of(entry):
@@ -245,24 +271,165 @@ def check_sliders(page):
     return problems
 
 
+# Blocks of the content column that must fit it at desktop width. Source listings shown with
+# lk.source (class lk-source) may scroll; so may the theme's own chrome outside the article.
+WIDE_BLOCKS = """() => {
+    const col = document.querySelector('article.bd-article') || document.querySelector('main');
+    const right = col.getBoundingClientRect().right + 1;
+    const sel = ['.cell_output pre', '.cell_output table', '.cell_output img', '.cell_input pre',
+                 'div.math', 'mjx-container[display="true"]', 'article table', 'figure',
+                 '.lk-slider', '.cell_output .output'];
+    const out = [];
+    for (const el of col.querySelectorAll(sel.join(','))) {
+        if (el.closest('.lk-source') || el.offsetParent === null) continue;
+        const r = el.getBoundingClientRect();
+        const scrolls = el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0;
+        if (r.right > right || scrolls) {
+            const text = (el.textContent || el.getAttribute('alt') || '').trim();
+            out.push(el.tagName.toLowerCase() + '.' + [...el.classList].join('.') + ' '
+                     + Math.round(el.scrollWidth) + ' px in ' + Math.round(el.clientWidth)
+                     + ' px (column ends at ' + Math.round(right) + '): '
+                     + text.replace(/\\s+/g, ' ').slice(0, 60));
+        }
+    }
+    return out; }"""
+
+
+def check_desktop_layout(page):
+    return [f"wider than the column at 1400 px: {w}" for w in page.evaluate(WIDE_BLOCKS)]
+
+
+def check_phone_layout(page):
+    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    if width[0] > width[1] + 1:
+        culprits = page.evaluate("""() => [...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
+                         && getComputedStyle(e).position !== 'fixed')
+            .filter(e => ![...e.children].some(c =>
+                         c.getBoundingClientRect().right > window.innerWidth + 1))
+            .slice(0, 5).map(e => e.tagName.toLowerCase() + '.' + [...e.classList].join('.'))""")
+        return [f"at 390 px the page scrolls sideways ({width[0]} px wide): {culprits}"]
+    return []
+
+
+FILE_NAME = re.compile(r"(^|/)[\w.-]+\.(png|svg|jpe?g|webp|gif)$", re.IGNORECASE)
+
+
+def check_figures(page):
+    """Crisp (SVG or >= 2x displayed width), described (alt text), captioned."""
+    images = page.evaluate("""() => {
+        const col = document.querySelector('article.bd-article') || document.querySelector('main');
+        return [...col.querySelectorAll('img')].filter(i => i.offsetParent !== null).map(i => ({
+            src: i.getAttribute('src') || '', alt: i.getAttribute('alt') || '',
+            natural: i.naturalWidth, shown: i.getBoundingClientRect().width,
+            output: !!i.closest('.cell_output'),
+            caption: !!(i.closest('figure') && i.closest('figure').querySelector('figcaption')),
+            }));}""")
+    problems = []
+    for img in images:
+        name = img["src"][:60] or "(no src)"
+        svg = img["src"].split("?")[0].endswith(".svg") or img["src"].startswith("data:image/svg")
+        if not svg and img["natural"] < 2 * img["shown"] - 2:
+            problems.append(f"image {name}: {img['natural']} px for {img['shown']:.0f} px shown")
+        alt = img["alt"].strip()
+        if len(alt) < 12 or FILE_NAME.search(alt) or alt.startswith(("_images", "../")):
+            problems.append(f"image {name}: alt text {alt!r} does not describe the figure")
+        if img["output"] and not img["caption"]:
+            problems.append(f"image {name}: figure without a caption")
+    return problems
+
+
+def check_no_machinery(page):
+    text = page.evaluate("() => document.body.innerText")
+    return [f"visible machinery: ...{short(text[text.index(w) - 20:], 50)}"
+            for w in ("NBVAL", "nbval") if w in text]
+
+
+def check_exercises(page):
+    state = page.evaluate("""() => ({
+        exercises: document.querySelectorAll('.exercise').length,
+        solutions: [...document.querySelectorAll('.solution')].map(s => {
+            const body = s.querySelector('section, .admonition-body, p:not(.admonition-title)');
+            return s.classList.contains('dropdown') || (body && body.offsetHeight === 0);
+        }) })""")
+    problems = []
+    if not 3 <= state["exercises"] <= 6:
+        problems.append(f"{state['exercises']} exercises; a chapter ends with 3 to 6")
+    if len(state["solutions"]) < state["exercises"]:
+        problems.append(f"{len(state['solutions'])} solutions for {state['exercises']} exercises")
+    if not all(state["solutions"]):
+        problems.append("a solution is shown by default; hide it (:class: dropdown)")
+    return problems
+
+
+def check_links(html: Path):
+    """Relative links with a #fragment: the page exists and holds the id."""
+    problems, cache = [], {}
+    for href in set(re.findall(r'<a [^>]*href="([^"#:]*\.html)#([^"]+)"', html.read_text("utf-8"))):
+        target = (html.parent / href[0]).resolve()
+        if target not in cache:
+            text = target.read_text("utf-8") if target.exists() else None
+            cache[target] = None if text is None else set(re.findall(r'\bid="([^"]+)"', text))
+        if cache[target] is None:
+            problems.append(f"link to {href[0]}#{href[1]}: no page {href[0]}")
+        elif href[1] not in cache[target]:
+            problems.append(f"link to {href[0]}#{href[1]}: no such id in {href[0]}")
+    return problems
+
+
+def page_problems(chromium, html: Path, source: Path | None, chapter: bool):
+    problems = []
+    for viewport in (DESKTOP, PHONE):
+        # file:// still works offline; the network does not
+        context = chromium.new_context(offline=True, viewport=viewport)
+        page = context.new_page()
+        seen = record_problems(context, page)
+        try:
+            page.goto(html.as_uri(), wait_until="load", timeout=TIMEOUT_MS)
+            seen += wait_for_mathjax(page)
+            if viewport is PHONE:
+                seen += check_phone_layout(page)
+                continue
+            seen += check_math(page, source is not None and source_has_math(source))
+            seen += check_images(page)
+            seen += check_figures(page)
+            seen += check_desktop_layout(page)
+            seen += check_no_machinery(page)
+            if chapter:
+                seen += check_exercises(page)
+            seen += check_sliders(page)
+            if source is not None and "widgets.slider(" in source.read_text(encoding="utf-8"):
+                if page.locator(".lk-slider").count() == 0:
+                    seen.append("source makes a slider, page shows none (widget view chosen?)")
+        finally:
+            context.close()
+        problems += [p for p in seen if p not in problems]
+    problems += check_links(html)
+    if html.stat().st_size > MAX_PAGE_BYTES:
+        problems.append(f"page weighs {html.stat().st_size / 2**20:.1f} MB, more than 4 MB")
+    return problems
+
+
 @pytest.mark.parametrize("entry", toc_entries(), ids=str)
 def test_page(chromium, built_book, entry):
     html, source = built_book / f"{entry}.html", source_of(entry)
     assert html.exists(), f"built page missing: {html}"
-    context = chromium.new_context(offline=True)  # file:// still works, the network does not
-    page = context.new_page()
-    problems = record_problems(context, page)
-    try:
-        page.goto(html.as_uri(), wait_until="load", timeout=TIMEOUT_MS)
-        problems += wait_for_mathjax(page)
-        problems += check_math(page, source is not None and source_has_math(source))
-        problems += check_images(page)
-        problems += check_sliders(page)
-        if source is not None and "widgets.slider(" in source.read_text(encoding="utf-8"):
-            if page.locator(".lk-slider").count() == 0:
-                problems.append("source makes a slider, page shows none (widget view chosen?)")
-    finally:
-        context.close()
-    if html.stat().st_size > MAX_PAGE_BYTES:
-        problems.append(f"page weighs {html.stat().st_size / 2**20:.1f} MB, more than 4 MB")
+    problems = page_problems(chromium, html, source, entry in chapter_entries())
     assert not problems, f"{entry} ({html.relative_to(ROOT)}):\n  " + "\n  ".join(problems)
+
+
+if __name__ == "__main__":  # python tests/test_browser.py PAGE.html [--chapter]
+    import sys
+
+    from playwright.sync_api import sync_playwright
+
+    target = Path(sys.argv[1]).resolve()
+    stem = target.stem
+    src = next((p for p in (ROOT / "book").glob(f"**/{stem}.*") if p.suffix in {".md", ".ipynb"}),
+               None)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                     args=CHROMIUM_ARGS)
+        found = page_problems(browser, target, src, "--chapter" in sys.argv)
+        browser.close()
+    print("\n".join(found) or "no problems")

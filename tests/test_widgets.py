@@ -1,9 +1,11 @@
 """lecturekit.widgets: one display object, a live widget view and a static HTML fallback."""
 
 import base64
+import io
 import re
 
 import pytest
+from PIL import Image
 
 import lecturekit as lk
 
@@ -18,11 +20,15 @@ def test_static_html_holds_every_frame_in_row_major_order():
     s = lk.widgets.slider(draw, a=[1, 2, 3], b=[0.5, 1.5], initial={"a": 2, "b": 1.5})
     frames = s.frames()
     assert len(frames) == 6 and len(set(frames)) == 6
-    assert all(base64.b64decode(f)[:8] == b"\x89PNG\r\n\x1a\n" for f in frames)
+    raw = [base64.b64decode(f) for f in frames]
+    assert all(r[:4] == b"RIFF" and r[8:12] == b"WEBP" for r in raw)
+    # rendered at twice the displayed size: 8 in x 100 px/in on the page, 1600 px in the frame
+    assert Image.open(io.BytesIO(raw[0])).size == (1600, 300 * 2)
+    assert 'style="width:800px;max-width:100%' in s.to_html()
     html = s.to_html()
     assert html.count('type="range"') == 2
     # the initial image is frame (a=2, b=1.5) -> flat index 1 * 2 + 1 = 3
-    src = re.search(r'<img class="lk-frame"[^>]*src="data:image/png;base64,([^"]+)"', html)[1]
+    src = re.search(r'<img class="lk-frame"[^>]*src="data:image/webp;base64,([^"]+)"', html)[1]
     assert src == frames[3]
     assert "http" not in html.replace('aria-label', '')  # nothing fetched from the network
 
@@ -30,7 +36,14 @@ def test_static_html_holds_every_frame_in_row_major_order():
 def test_mimebundle_carries_live_and_static_views():
     bundle = lk.widgets.slider(draw, a=[1, 2], b=[1])._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert bundle["text/html"].startswith('<div class="lk-slider"')
+    assert bundle["text/html"].startswith('<figure class="lk-slider"')
+
+
+def test_alt_text_and_caption_reach_the_page():
+    s = lk.widgets.slider(draw, a=[1, 2], b=[1], alt="a line of slope a*b", caption="Slope.")
+    html = s.to_html()
+    assert 'alt="a line of slope a*b"' in html
+    assert '<figcaption class="lk-caption">Slope.</figcaption>' in html
 
 
 def test_live_widget_redraws_on_change():
