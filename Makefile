@@ -23,7 +23,8 @@ test: book
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-# Run the notebooks live in JupyterLab, with working sliders.
+# Run the notebooks live in JupyterLab: live sliders, MyST rendered by jupyterlab-myst
+# (tests/test_lab.py checks both).
 lab: $(STAMP)
 	$(BIN)/jupyter lab book/
 
