@@ -131,5 +131,6 @@ def index_markdown(root: Path | str = ROOT, titles: dict[str, str] | None = None
             bits.append("test " + ", ".join(f"`{t}`" for t in tests))
         if e.get("erratum"):
             bits.append(f"erratum: {e['erratum']}")
-        lines += [" · ".join(bits).capitalize(), ""]
+        meta = " · ".join(bits)
+        lines += [meta[:1].upper() + meta[1:], ""]
     return "\n".join(lines)

@@ -30,6 +30,21 @@ def test_constant_rate_simulation_matches_exact_moments(problem):
     assert v[-1] == pytest.approx(problem.stationary_var(eta, B), rel=1e-9)
 
 
+def test_g_hat_is_the_batch_mean_of_per_example_gradients(problem):
+    """Slides: g-hat and g are E_Batch and E_Train of d loss / d beta for loss = (beta - y)^2 / 2,
+    so OneDim.g_hat and OneDim.g equal autograd's per-example gradients averaged."""
+    import torch
+
+    beta = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
+    per_example = lk.stats.per_example_grads(0.5 * (beta - torch.as_tensor(problem.y)) ** 2,
+                                             [beta])[:, 0].numpy()
+    assert problem.g(1.7) == pytest.approx(per_example.mean(), rel=1e-12)  # E_Train
+    for B in [1, 7]:
+        batch = np.random.default_rng(6).integers(0, problem.y.size, size=B)  # the same draws
+        g_hat = problem.g_hat(1.7, np.random.default_rng(6), B)
+        assert g_hat == pytest.approx(per_example[batch].mean(), rel=1e-12)  # E_Batch
+
+
 def test_slide_update_needs_minus_equals(problem):
     """Errata: the slide prints Φ = η ∇loss; the update is Φ −= η ∇loss."""
     rng = np.random.default_rng(2)
