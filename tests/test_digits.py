@@ -1,0 +1,64 @@
+"""lecturekit.digits: K networks trained as one batched network equal K separate runs."""
+
+import pytest
+import torch
+
+import lecturekit as lk
+from lecturekit import digits
+
+
+@pytest.fixture(scope="module")
+def data():
+    return digits.load()
+
+
+def test_data_is_split_and_standardised(data):
+    assert data.X_train.shape == (1297, 64) and data.X_val.shape == (500, 64)
+    assert set(data.y_train.tolist()) == set(range(10))
+    assert torch.allclose(data.X_train.mean(0), torch.zeros(64), atol=1e-5)
+
+
+def test_batched_networks_equal_separate_networks(data):
+    """The batched forward pass and gradient of member k equal those of an nn.Sequential with
+    member k's weights, so batching changes nothing about any one network."""
+    params = digits.init(3, seed=5, dtype=torch.float64)
+    X, y = data.X_train[:40].double(), data.y_train[:40]
+    digits.losses(params, X, y).sum().backward()
+    for k in range(3):
+        net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 10))
+        net = net.double()
+        with torch.no_grad():
+            for layer, W, b in ((net[0], params[0], params[1]), (net[2], params[2], params[3])):
+                layer.weight.copy_(W[k])
+                layer.bias.copy_(b[k])
+        loss = torch.nn.functional.cross_entropy(net(X), y)
+        loss.backward()
+        assert torch.allclose(net[0].weight.grad, params[0].grad[k], atol=1e-12)
+        assert torch.allclose(net[2].bias.grad, params[3].grad[k], atol=1e-12)
+
+
+def test_training_a_member_alone_or_in_a_batch_gives_the_same_network(data):
+    """Member 0 of a K = 3 run (Adam, elementwise) equals a K = 1 run with the same seed."""
+    def make(p):
+        return lk.optim.Adam(p, lr=1e-2)
+
+    together = digits.train(make, data, K=3, steps=30, seed=7)
+    init_alone = digits.init(1, seed=7)
+    assert torch.equal(init_alone[0][0], digits.init(3, seed=7)[0][0])
+    # member 0 sees the first row of each (K, B) batch draw: replay with K = 1 by hand
+    params = digits.init(1, seed=7)
+    opt = make(params)
+    gen = torch.Generator().manual_seed(10_000 + 7)
+    for _ in range(30):
+        idx = torch.randint(len(data.y_train), (3, 32), generator=gen)[:1]
+        opt.zero_grad()
+        digits.losses(params, data.X_train[idx], data.y_train[idx]).sum().backward()
+        opt.step()
+    assert torch.allclose(params[0][0], together["params"][0][0], atol=1e-6)
+
+
+def test_adam_learns_digits(data):
+    out = digits.train(lambda p: lk.optim.Adam(p, lr=1e-2), data, K=2, steps=300)
+    assert (out["val_acc"] > 0.9).all(), out["val_acc"]
+    with pytest.raises(ValueError):
+        digits.init(0)
