@@ -20,16 +20,39 @@ example over B, and returns each result as a sympy expression in the positive sy
 
 :func:`steps` also returns the slide's intermediate lines, so the appendix notebook can assert
 each one. Taught in the Learning Rate and Batch Size chapter and its appendix.
+
+Two corrections to the slides (both in the book's errata):
+
+* **The sign of ĝ.** From loss(β − ηĝ) ≤ loss(β) − gηĝ + ½L(ηĝ)² and |g − ĝ| ≤ 2σ̂/√B, the
+  slide concludes gĝ ≥ (ĝ − 2σ̂/√B)ĝ. That holds for ĝ > 0 only; for ĝ < 0 it overstates the
+  progress. In general gĝ ≥ |ĝ|(|ĝ| − 2σ̂/√B) (:func:`first_order_progress`), so every
+  formula here holds with ĝ read as |ĝ|: the symbol :data:`g` is positive, and stands for |ĝ|.
+* **Where B* is a maximum.** η*(B)²/B is unbounded as B → 0 (η*(B) is then negative and large),
+  so B* is not its global maximiser. η*(B) ≥ 0 (a positive step is guaranteed to help) exactly
+  on B ≥ B_min = 4σ̂²/ĝ² (``steps()["B_min"]``), where η*(B)²/B rises from 0 to its maximum at
+  B* = 16σ̂²/ĝ² and falls back to 0; below B_min the bound guarantees no progress at any η > 0.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-__all__ = ["g", "sigma", "L", "B", "eta", "guarantee_rhs", "derive", "steps", "SLIDE"]
+__all__ = ["g", "sigma", "L", "B", "eta", "guarantee_rhs", "derive", "steps", "SLIDE",
+           "first_order_progress", "slide_first_order_progress"]
 
 g, sigma, L, B, eta = sp.symbols("g sigma L B eta", positive=True)
-"""ĝ, σ̂, L, B and η; all positive (ĝ > 0 is the case the guarantee is written for)."""
+"""|ĝ|, σ̂, L, B and η; all positive (the guarantee holds for either sign of ĝ with |ĝ|)."""
+
+
+def first_order_progress(g_hat, half_width):
+    """The guaranteed lower bound on gĝ when |g − ĝ| ≤ ``half_width`` (= 2σ̂/√B):
+    |ĝ|(|ĝ| − half_width), valid for either sign of ĝ (works on numbers, arrays, sympy)."""
+    return abs(g_hat) * (abs(g_hat) - half_width)
+
+
+def slide_first_order_progress(g_hat, half_width):
+    """The slide's (ĝ − 2σ̂/√B)ĝ: a lower bound on gĝ only when ĝ ≥ 0."""
+    return (g_hat - half_width) * g_hat
 
 SLIDE = {
     "eta_of_B": (1 / L) * (1 - 2 * sigma / (g * sp.sqrt(B))),
@@ -61,6 +84,7 @@ def steps() -> dict:
         raise RuntimeError(f"expected one maximiser of eta*(B)^2/B, found {maxima}")
     (B_star,) = maxima
     eta_star = sp.simplify(eta_of_B.subs(B, B_star))
+    (B_min,) = sp.solve(eta_of_B, B)  # η*(B) = 0: below it no positive step is guaranteed to help
     return {
         # "Optimizing η we get ĝ(ĝ − 2σ̂/√B) = Lηĝ²": the stationarity condition of the bound
         "optimality_in_eta": sp.Eq(g * (g - 2 * sigma / sp.sqrt(B)), L * eta * g**2),
@@ -73,6 +97,8 @@ def steps() -> dict:
         # "0 = −½ B^{-3/2} + (2σ̂/ĝ) B^{-2}": the derivative of the root's inner function
         "inner_derivative": sp.diff(1 / sp.sqrt(B) - 2 * sigma / (g * B), B),
         "critical_points": critical,
+        "B_min": B_min,
+        "d_per_example_d_B": sp.diff(per_example, B),
         "second_derivative_at_B_star": sp.simplify(second.subs(B, B_star)),
         "B_star": B_star,
         "eta_star": eta_star,

@@ -549,7 +549,7 @@ def _derived_by_hand(grads, B, L, w_min=1e-3, w_max=0.5):
     g_t, s_t = torch.zeros_like(Phi), torch.zeros_like(Phi)
 
     def b_star(g_t, s_t):
-        sigma2 = torch.clamp(s_t - g_t**2, min=0)
+        sigma2 = B * torch.clamp(s_t - g_t**2, min=0)  # per-example variance: B Var(g_hat)
         out = torch.full_like(g_t, float("inf"))
         nz = g_t != 0
         out[nz] = 16 * sigma2[nz] / g_t[nz] ** 2
@@ -590,6 +590,48 @@ def test_derived_sgd_never_produces_nan_or_inf(kind):
     assert not torch.isnan(opt.state[p]["B_star"]).any()
     if kind == "constant":  # no noise: sigma = 0, B* = B, eta = 1/(2L) exactly
         assert torch.allclose(p.detach(), torch.full_like(p, 1 - 50 * 0.5))
+
+
+def _running_b_star(B, g, sigma, per_example, steps=6_000, burn_in=2_000, chains=50, seed=0):
+    """Median B* of DerivedSGD fed synthetic gradients: each example's gradient is
+    g + sigma * xi per coordinate, a batch averages B of them. DerivedSGD works coordinate by
+    coordinate, so ``chains`` independent copies of each coordinate run side by side; the
+    median is over steps after ``burn_in`` and over chains."""
+    gen = torch.Generator().manual_seed(seed)
+    g, sigma = g.repeat(chains, 1), sigma.repeat(chains, 1)
+    p = torch.zeros_like(g, requires_grad=True)
+    opt = lko.DerivedSGD([p], B=B, L=1.0)
+    history = []
+    for t in range(steps):
+        xi = torch.randn(B, *g.shape, generator=gen, dtype=torch.float64)
+        examples = g + sigma * xi
+        p.grad = examples.mean(0)
+        opt.step(sq_means={p: (examples**2).mean(0)} if per_example else None)
+        if t >= burn_in:  # past the start-up, where the averages span few batches
+            history.append(opt.state[p]["B_star"].clone())
+    return torch.stack(history).flatten(0, 1).median(dim=0).values
+
+
+@pytest.mark.parametrize("B", [1, 4, 16, 64])
+def test_derived_sgd_b_star_tracks_the_per_example_value(B):
+    """The running B* tracks the per-example 16 sigma^2 / g^2 at every B, within 30% (the
+    slide's formula gives that divided by B). With batch means only, in the regime where the
+    window B*/B spans enough batches to estimate a variance (here B*/B >= 25)."""
+    g = torch.tensor([1.0, -0.5, 0.25], dtype=torch.float64)
+    sigma = torch.tensor([10.0, 5.0, 4.0], dtype=torch.float64)
+    target = 16 * sigma**2 / g**2  # 1600, 1600, 4096
+    median = _running_b_star(B, g, sigma, per_example=False)
+    assert torch.all((median / target - 1).abs() < 0.3), (B, median, target)
+
+
+@pytest.mark.parametrize("B", [1, 4, 16, 64])
+def test_derived_sgd_b_star_from_per_example_squares_tracks_it_when_B_nears_B_star(B):
+    """Given per-example squares, B* is right even when the window is a few batches."""
+    g = torch.tensor([1.0, 1.0, -0.5], dtype=torch.float64)
+    sigma = torch.tensor([3.0, 5.0, 2.5], dtype=torch.float64)
+    target = 16 * sigma**2 / g**2  # 144, 400, 400: B*/B down to 2.25 at B = 64
+    median = _running_b_star(B, g, sigma, per_example=True)
+    assert torch.all((median / target - 1).abs() < 0.3), (B, median, target)
 
 
 def test_derived_sgd_lowers_a_noisy_quadratic_and_validates():
