@@ -4,9 +4,13 @@ Notebooks import it as ``import lecturekit as lk``. One idea per module:
 
 * :mod:`lecturekit.attention` -- the lecture's attention translation model, the running workload
 * :mod:`lecturekit.bounds` -- the appendix "Optimizing B and η" derived with sympy
+* :mod:`lecturekit.digits` -- small MLPs on scikit-learn's digits, many trained side by side
+* :mod:`lecturekit.equations` -- the registry of the slides' equations behind the equation index
 * :mod:`lecturekit.hvp` -- Hessian-vector products, power iteration for L
+* :mod:`lecturekit.mcmc` -- SGLD, stationary covariances of SGD, cyclic schedules
 * :mod:`lecturekit.optim` -- the slides' optimizers as torch.optim optimizers
 * :mod:`lecturekit.problems` -- the lecture's small problems and their closed forms
+* :mod:`lecturekit.second_order` -- Newton, conjugate gradients, BFGS and L-BFGS
 * :mod:`lecturekit.sgd` -- vanilla SGD runners and learning-rate schedules
 * :mod:`lecturekit.stats` -- ĝ, σ̂ and B* per coordinate, the gradient noise scale
 * :mod:`lecturekit.plots` -- figure helpers that take and return ``ax``
@@ -16,12 +20,27 @@ Notebooks import it as ``import lecturekit as lk``. One idea per module:
 
 import re
 
-from . import attention, bounds, hvp, optim, plots, problems, sgd, stats, style, widgets
+from . import (
+    attention,
+    bounds,
+    digits,
+    equations,
+    hvp,
+    mcmc,
+    optim,
+    plots,
+    problems,
+    second_order,
+    sgd,
+    stats,
+    style,
+    widgets,
+)
 from .style import book_style
 
 __all__ = [
-    "attention", "bounds", "hvp", "optim", "plots", "problems", "sgd", "stats", "style",
-    "widgets", "book_style", "seed", "source",
+    "attention", "bounds", "digits", "equations", "hvp", "mcmc", "optim", "plots", "problems",
+    "second_order", "sgd", "stats", "style", "widgets", "book_style", "seed", "source",
 ]
 __version__ = "0.1.0"
 

@@ -80,9 +80,15 @@ def chapter_entries(toc_path=ROOT / "_toc.yml"):
         return []
     toc = yaml.safe_load(toc_path.read_text(encoding="utf-8")) or {}
     found = []
+
+    def walk(items):
+        for item in items or []:
+            found.append(re.sub(r"\.(md|ipynb)$", "", item["file"]))
+            walk(item.get("sections"))
+
     for part in toc.get("parts") or []:
         if part.get("caption") != "Reference":
-            found += [re.sub(r"\.(md|ipynb)$", "", c["file"]) for c in part.get("chapters", [])]
+            walk(part.get("chapters"))
     return found
 
 
