@@ -221,3 +221,27 @@ def test_minibatch_lbfgs_pairs():
     assert run("same", 32).skipped == 0 and run("naive", 32).skipped > 0
     with pytest.raises(ValueError, match="pairs"):
         run("sqn", 32)
+
+
+def test_sqn_pairs_are_exact_curvature_along_averaged_steps():
+    """SQN (Byrd et al. 2016): with the full batch as S_H, every pair satisfies y = H(mean) s
+    exactly (checked against the explicit Hessian), none is skipped on a convex loss, and the
+    cost counts a Hessian-vector product on B_H examples as 2 B_H / B batch gradients."""
+    X, y = so2.breast_cancer(standardize=True)
+
+    def batch_fun(idx):
+        return so2.logistic_loss(X[idx], y[idx], lam=0.1)
+
+    x0 = torch.zeros(31, dtype=torch.float64)
+    N, B, L = len(X), 32, 10
+    r = so2.sqn(batch_fun, x0, N, B, 100, 0.3, L=L, B_H=N,
+                generator=torch.Generator().manual_seed(0))
+    assert r.skipped == 0 and r.pairs == 100 // L - 1
+    assert np.isclose(r.njev[-1], 100 + (100 // L - 1) * 2 * N / B)
+    full = batch_fun(torch.arange(N))
+    mean = torch.as_tensor(r.path[-L:]).mean(0)
+    H = so2.hessian(full, mean)
+    v = torch.randn(31, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert torch.allclose(so2._hvp(full, mean, v), H @ v, atol=1e-12)
+    f_star = so2.lbfgs(full, x0).fun
+    assert float(full(torch.as_tensor(r.x))) - float(f_star) < 1e-2
