@@ -201,6 +201,9 @@ def newton(fun, x0, eta=1.0, line_search=False, c1=1e-4, shrink=0.5, min_curvatu
         except torch.linalg.LinAlgError:
             msg = "singular Hessian"
             break
+        if line_search and float(g @ dPhi) >= 0:  # H indefinite: uphill or flat
+            msg = "not a descent direction (indefinite Hessian; use min_curvature)"
+            break
         step = eta
         x_new = x + step * dPhi
         f_new, g_new = counted(x_new)
@@ -538,11 +541,13 @@ def sqn(batch_fun, x0, N, B, steps, lr, m=10, L=20, B_H=None, generator=None):
 
     ``njev`` counts cost in batch gradients (B examples each): a step costs 1, and a
     Hessian-vector product on B_H examples 2 B_H / B (about two gradients per example,
-    Pearlmutter 1994). Returns an OptimizeResult like :func:`minibatch_lbfgs`.
+    Pearlmutter 1994; Byrd et al. count about one, so this is conservative against SQN).
+    Returns an OptimizeResult like :func:`minibatch_lbfgs`, plus ``pairs`` (kept in memory, at
+    most m) and ``pairs_formed`` (all pairs formed, skipped ones included).
     """
     x = _check(x0, lr=lr)
     B_H = 5 * B if B_H is None else B_H
-    history, path, evals, skipped, cost = [], [x], [0.0], 0, 0.0
+    history, path, evals, skipped, formed, cost = [], [x], [0.0], 0, 0, 0.0
     total, previous_mean = torch.zeros_like(x), None
     for t in range(1, steps + 1):
         idx = torch.randperm(N, generator=generator)[:B]
@@ -557,6 +562,7 @@ def sqn(batch_fun, x0, N, B, steps, lr, m=10, L=20, B_H=None, generator=None):
                 idx_H = torch.randperm(N, generator=generator)[:B_H]
                 y_j = _hvp(batch_fun(idx_H), mean, s_j)
                 cost += 2 * B_H / B
+                formed += 1
                 if float(s_j @ y_j) > 0:
                     history = (history + [(s_j, y_j)])[-m:]
                 else:
@@ -565,7 +571,7 @@ def sqn(batch_fun, x0, N, B, steps, lr, m=10, L=20, B_H=None, generator=None):
         path.append(x)
         evals.append(cost)
     return OptimizeResult(x=x, path=torch.stack(path).numpy(), njev=np.array(evals),
-                          skipped=skipped, nit=steps, pairs=len(history))
+                          skipped=skipped, nit=steps, pairs=len(history), pairs_formed=formed)
 
 
 def _hvp(fun, x, v):

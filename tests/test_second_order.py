@@ -245,3 +245,17 @@ def test_sqn_pairs_are_exact_curvature_along_averaged_steps():
     assert torch.allclose(so2._hvp(full, mean, v), H @ v, atol=1e-12)
     f_star = so2.lbfgs(full, x0).fun
     assert float(full(torch.as_tensor(r.x))) - float(f_star) < 1e-2
+
+
+def test_newton_line_search_stops_on_an_ascent_direction():
+    """On l = -x^2 + x^4/4 from 0.5 the Hessian is negative and the Newton step points uphill:
+    the line search must say so at once rather than backtrack to nothing; min_curvature fixes
+    it and reaches the minimum x = sqrt(2)."""
+    def f(x):
+        return (-(x**2) + x**4 / 4).sum()
+
+    x0 = torch.tensor([0.5], dtype=torch.float64)
+    r = so2.newton(f, x0, line_search=True)
+    assert not r.success and "not a descent direction" in r.message and r.nfev <= 2
+    fixed = so2.newton(f, x0, line_search=True, min_curvature=1e-3)
+    assert fixed.success and abs(float(fixed.x[0]) - 2**0.5) < 1e-8
