@@ -129,26 +129,6 @@ def built_book():
     return HTML
 
 
-@pytest.fixture(scope="session")
-def chromium():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        unavailable(f"playwright cannot be imported ({exc}): pip install playwright")
-    default = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-    candidates = [os.environ["LK_CHROMIUM"]] if os.environ.get("LK_CHROMIUM") else default
-    exe = next((c for c in candidates if os.path.isfile(c) and os.access(c, os.X_OK)), None)
-    if exe is None:
-        where = ", ".join(candidates)
-        unavailable(
-            f"no Chromium at {where}; install Debian's chromium: apt-get install -y chromium"
-        )
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 def test_toc_pages_exist(built_book):
     entries = toc_entries()
     assert entries, f"no file entries in {ROOT / '_toc.yml'}"

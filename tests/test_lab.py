@@ -39,7 +39,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from test_browser import CHROMIUM_ARGS, ROOT, unavailable
+from test_browser import ROOT
 
 try:
     from playwright.sync_api import Error as PlaywrightError
@@ -202,20 +202,9 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        unavailable(f"playwright cannot be imported ({exc}): pip install playwright")
-    default = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-    candidates = [os.environ["LK_CHROMIUM"]] if os.environ.get("LK_CHROMIUM") else default
-    exe = next((c for c in candidates if os.path.isfile(c) and os.access(c, os.X_OK)), None)
-    if exe is None:
-        unavailable(f"no Chromium at {', '.join(candidates)}; apt-get install -y chromium")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+def browser(chromium):
+    """The session's Chromium (tests/conftest.py), shared with test_browser.py."""
+    return chromium
 
 
 def is_local(url):
