@@ -66,9 +66,10 @@ class SGLD(Optimizer):
         :math:`\bar\ell` followed by Gaussian noise of standard deviation
         :math:`\sqrt{\epsilon}` (= :math:`\sqrt{2\,\mathrm{lr}_{torch}/N}`), not
         :math:`\sqrt{2\,\mathrm{lr}_{torch}}`. The two common mistakes: forgetting the factor
-        N/B on a minibatch sum (the chain then samples a posterior N/B times too wide in
-        variance) and adding noise of std :math:`\sqrt{2\,\mathrm{lr}_{torch}}` to a
-        mean-loss step (a temperature N times too high).
+        N/B on a minibatch sum (the chain then samples a tempered posterior
+        :math:`\propto p(\text{data}\mid\Phi)^{B/N}\,p(\Phi)`, about N/B times too wide in
+        variance when the prior is weak) and adding noise of std
+        :math:`\sqrt{2\,\mathrm{lr}_{torch}}` to a mean-loss step (a temperature N times too high).
     """
 
     def __init__(self, params, lr: float, temperature: float = 1.0, generator=None):
@@ -107,7 +108,8 @@ def stationary_cov(A, C, eta: float, B: float = 1, exact: bool = True) -> np.nda
     r"""Stationary covariance of constant-rate SGD :math:`\Phi \mathrel{-}= \eta\hat g` on a
     quadratic loss with Hessian A, minibatch gradients :math:`\hat g = A(\Phi-\Phi^*) + \zeta`,
     :math:`\operatorname{Cov}\zeta = C/B` (B examples drawn with replacement, C the per-example
-    gradient covariance).
+    gradient covariance). Drawn without replacement, the noise covariance is
+    :math:`(C/B)\,(N-B)/(N-1)` instead: pass C scaled by that factor.
 
     ``exact=True``: the discrete Lyapunov equation (scipy's ``solve_discrete_lyapunov``)
 
@@ -137,7 +139,8 @@ def sgld_stationary_cov(A, eps: float, noise_cov=None, temperature: float = 1.0)
 
     where :math:`\hat C` (``noise_cov``, default 0: full batch) is the covariance of the
     estimate of :math:`\nabla U`; for B examples drawn with replacement out of N, each with
-    gradient covariance C, :math:`\hat C = N^2 C / B`. The target's covariance is
+    gradient covariance C, :math:`\hat C = N^2 C / B` (without replacement,
+    :math:`N^2 C (N-B) / (B (N-1))`). The target's covariance is
     :math:`A^{-1}`; the excess is the discretisation (:math:`\epsilon`) and minibatch error.
     """
     A = np.atleast_2d(np.asarray(A, float))
