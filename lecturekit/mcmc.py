@@ -21,7 +21,8 @@ import math
 import numpy as np
 import torch
 from scipy.linalg import solve_continuous_lyapunov, solve_discrete_lyapunov
-from torch.optim import Optimizer
+
+from .optim import _Optimizer
 
 __all__ = [
     "sgld", "SGLD", "stationary_cov", "sgld_stationary_cov", "mandt_rate", "cyclic_cosine",
@@ -44,7 +45,7 @@ def sgld(params, grads, *, lr, temperature, generator=None):
         p.add_(g, alpha=-lr / 2).add_(xi, alpha=std)
 
 
-class SGLD(Optimizer):
+class SGLD(_Optimizer):
     r"""Stochastic gradient Langevin dynamics (Welling & Teh 2011) as a ``torch.optim`` optimizer.
 
     With ``p.grad`` holding the gradient of the potential :math:`U = -\log p(\Phi\mid\text{data})`
@@ -73,24 +74,19 @@ class SGLD(Optimizer):
     """
 
     def __init__(self, params, lr: float, temperature: float = 1.0, generator=None):
-        if not lr > 0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not temperature >= 0:
-            raise ValueError(f"Invalid temperature: {temperature}")
         super().__init__(params, dict(lr=lr, temperature=temperature))
         self.generator = generator
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            ps = [p for p in group["params"] if p.grad is not None]
-            sgld(ps, [p.grad for p in ps], lr=group["lr"], temperature=group["temperature"],
-                 generator=self.generator)
-        return loss
+    def _check(self, group):
+        if not group["lr"] > 0:
+            raise ValueError(f"Invalid learning rate: {group['lr']}")
+        if not group["temperature"] >= 0:
+            raise ValueError(f"Invalid temperature: {group['temperature']}")
+
+    def _update(self, group):
+        ps, grads = self._with_grad(group)
+        sgld(ps, grads, lr=group["lr"], temperature=group["temperature"],
+             generator=self.generator)
 
 
 def _check(A, C, eta, B):

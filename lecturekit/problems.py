@@ -177,5 +177,6 @@ def ravine(z, a: float = 1.0, b: float = 50.0):
 
 
 def rosenbrock(z):
-    """Rosenbrock's banana, (1 − x)² + 100 (y − x²)², minimum 0 at (1, 1); last axis = (x, y)."""
-    return (1 - z[..., 0]) ** 2 + 100 * (z[..., 1] - z[..., 0] ** 2) ** 2
+    """Rosenbrock's function Σᵢ 100 (z_{i+1} − z_i²)² + (1 − z_i)² over the last axis: in 2-D the
+    banana (1 − x)² + 100 (y − x²)², minimum 0 at (1, ..., 1). NumPy arrays or torch tensors."""
+    return (100 * (z[..., 1:] - z[..., :-1] ** 2) ** 2 + (1 - z[..., :-1]) ** 2).sum(-1)

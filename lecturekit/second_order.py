@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from scipy.optimize import OptimizeResult
 
+from .problems import rosenbrock  # re-exported: the n-D form the references use
+
 __all__ = [
     "value_and_grad", "hessian", "wolfe_line_search", "newton", "conjugate_gradient",
     "nonlinear_cg", "bfgs", "lbfgs", "gradient_descent", "rosenbrock", "breast_cancer",
@@ -156,6 +158,14 @@ def _searcher(counted, x, p):
         return float(f), float(g @ p), (x_new, f, g)
 
     return phi
+
+
+def _wolfe_step(counted, x, f, p, d0, alpha0, c1, c2):
+    """One strong-Wolfe line search along p from x: the new (x, ℓ, ∇ℓ), or None if it found no
+    decrease (the minimizers then stop with "line search failed")."""
+    *_, (x_new, f_new, g_new), _found = wolfe_line_search(
+        _searcher(counted, x, p), float(f), d0, alpha0, c1, c2)
+    return (x_new, f_new, g_new) if f_new < f else None
 
 
 def _initial_step(f, f_old, d0):
@@ -303,12 +313,11 @@ def nonlinear_cg(fun, x0, c1=1e-4, c2=0.1, gtol=1e-8, maxiter=1000):
         d0 = float(g @ p)
         if d0 >= 0:
             p, d0 = -g, float(-(g @ g))
-        alpha0 = _initial_step(float(f), float(f_old), d0)
-        _, _, _, (x_new, f_new, g_new), found = wolfe_line_search(
-            _searcher(counted, x, p), float(f), d0, alpha0, c1, c2)
-        if not f_new < f:
+        step = _wolfe_step(counted, x, f, p, d0, _initial_step(float(f), float(f_old), d0), c1, c2)
+        if step is None:
             msg = "line search failed"
             break
+        x_new, f_new, g_new = step
         beta = max(0.0, float(g_new @ (g_new - g) / (g @ g)))
         f_old, x, f = f, x_new, f_new
         p = -g_new + beta * p
@@ -351,12 +360,11 @@ def bfgs(fun, x0, c1=1e-4, c2=0.9, gtol=1e-8, maxiter=1000):
         if d0 >= 0:  # M lost positive definiteness numerically: restart from I
             M, p = I.clone(), -g
             d0 = float(-(g @ g))
-        alpha0 = _initial_step(float(f), float(f_old), d0)
-        _, _, _, (x_new, f_new, g_new), found = wolfe_line_search(
-            _searcher(counted, x, p), float(f), d0, alpha0, c1, c2)
-        if not f_new < f:
+        step = _wolfe_step(counted, x, f, p, d0, _initial_step(float(f), float(f_old), d0), c1, c2)
+        if step is None:
             msg = "line search failed"
             break
+        x_new, f_new, g_new = step
         s, y = x_new - x, g_new - g
         f_old, x, f, g = f, x_new, f_new, g_new
         path.append(x)
@@ -420,11 +428,11 @@ def lbfgs(fun, x0, m=10, c1=1e-4, c2=0.9, gtol=1e-8, maxiter=1000):
         if d0 >= 0:
             pairs, p, d0 = [], -g, float(-(g @ g))
         alpha0 = min(1.0, 1.0 / float(g.abs().sum())) if k == 0 else 1.0
-        _, _, _, (x_new, f_new, g_new), found = wolfe_line_search(
-            _searcher(counted, x, p), float(f), d0, alpha0, c1, c2)
-        if not f_new < f:
+        step = _wolfe_step(counted, x, f, p, d0, alpha0, c1, c2)
+        if step is None:
             msg = "line search failed"
             break
+        x_new, f_new, g_new = step
         s, y = x_new - x, g_new - g
         x, f, g = x_new, f_new, g_new
         path.append(x)
@@ -435,11 +443,6 @@ def lbfgs(fun, x0, m=10, c1=1e-4, c2=0.9, gtol=1e-8, maxiter=1000):
     ok = ok or bool(g.abs().max() <= gtol)
     return _result(x, f, g, path, len(path) - 1, counted, ok,
                    "gradient below gtol" if ok else msg, skipped=skipped)
-
-
-def rosenbrock(x):
-    """Rosenbrock's function Σ 100(x_{i+1} − x_i²)² + (1 − x_i)², minimum 0 at (1, ..., 1)."""
-    return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
 
 
 def breast_cancer(standardize=True):
