@@ -16,6 +16,10 @@ validation images.
 Network (per member k): :math:`z = W_2^{k} \tanh(W_1^{k} x + b_1^{k}) + b_2^{k}`, loss the mean
 cross-entropy over the batch; default sizes 64-32-10 (2410 parameters).
 
+For sweeps over learning rates, :func:`sweep` also puts every (rate, seed) pair in one batched
+network: the optimizer steps once at rate 1 and each member's displacement is multiplied by its
+own rate (exact for optimizers whose step is the rate times a rate-free direction).
+
 Used in the RMSProp and Adam chapter (a fair, tuned, multi-seed comparison).
 """
 
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Digits", "load", "init", "logits", "losses", "train"]
+__all__ = ["Digits", "load", "init", "logits", "losses", "train", "sweep"]
 
 
 @dataclass(frozen=True)
@@ -126,4 +130,54 @@ def train(make_optimizer, data: Digits, K: int, steps: int, B: int = 32, seed: i
         }
     if record_every:
         out["curve"] = torch.stack(curve)
+    return out
+
+
+def sweep(make_optimizer, data: Digits, lrs, seeds=(0, 1, 2, 3, 4), steps: int = 1000,
+          B: int = 32, schedule=None, sizes=(64, 32, 10)):
+    """Train one network per (learning rate, seed) pair, all side by side as one batched network.
+
+    Member (i, j) is the network that ``train(lambda p: make_optimizer(p, lrs[i]), data, K=1,
+    steps, B, seed=seeds[j], schedule)`` trains (same initialisation, same minibatches; tested),
+    up to float rounding: the optimizer runs once with rate 1, ``make_optimizer(params, 1.0)``,
+    and each member's displacement is then multiplied by its own rate. That is exact for every
+    optimizer whose step is the rate times a direction that does not depend on the rate:
+    SGD (also with torch-style ``momentum``), RMSProp, Adam (either form), EMAMomentum; not
+    HeavyBall under a schedule (its buffer holds the rate). ``schedule(t)`` multiplies every
+    rate at step t (0-based).
+
+    Returns a dict with ``lrs`` (R,), ``seeds``, and ``train_loss``, ``val_loss``, ``val_acc`` of
+    shape (R, S). A rate far too large shows as a large loss (the tanh units keep it finite) or
+    as NaN, which is kept: divergence is a result to report. Members never interact (tested).
+    """
+    lrs = torch.as_tensor(lrs, dtype=torch.float32)
+    R, S = len(lrs), len(seeds)
+    members = [init(1, sizes, seed=s) for s in seeds]  # member j: init(1, seed=seeds[j])
+    params = [torch.cat(ws).repeat(R, *[1] * (ws[0].dim() - 1)).detach().requires_grad_()
+              for ws in zip(*members, strict=True)]  # member index i * S + j
+    scale = [lrs.repeat_interleave(S).view(-1, *[1] * (p.dim() - 1)) for p in params]
+    opt = make_optimizer(params, 1.0)
+    gens = [torch.Generator().manual_seed(10_000 + s) for s in seeds]
+    n = len(data.y_train)
+    for t in range(steps):
+        rate = 1.0 if schedule is None else schedule(t)
+        for group in opt.param_groups:
+            group["lr"] = rate
+        idx = torch.cat([torch.randint(n, (1, B), generator=g) for g in gens]).repeat(R, 1)
+        opt.zero_grad()
+        losses(params, data.X_train[idx], data.y_train[idx]).sum().backward()
+        old = [p.detach().clone() for p in params]
+        opt.step()
+        with torch.no_grad():
+            for p, p_old, s in zip(params, old, scale, strict=True):
+                p.sub_(p_old).mul_(s).add_(p_old)  # displacement at rate 1, times the rate
+    with torch.no_grad():
+        z_val = logits(params, data.X_val)
+        out = {
+            "lrs": lrs,
+            "seeds": tuple(seeds),
+            "train_loss": losses(params, data.X_train, data.y_train).view(R, S),
+            "val_loss": losses(params, data.X_val, data.y_val).view(R, S),
+            "val_acc": (z_val.argmax(-1) == data.y_val).float().mean(1).view(R, S),
+        }
     return out

@@ -62,3 +62,39 @@ def test_adam_learns_digits(data):
     assert (out["val_acc"] > 0.9).all(), out["val_acc"]
     with pytest.raises(ValueError):
         digits.init(0)
+
+
+@pytest.mark.parametrize("name", ["SGD", "momentum", "Adam"])
+def test_sweep_member_is_a_separate_run_at_its_rate(data, name):
+    """Member (i, j) of a sweep equals train() with K = 1, rate lrs[i] and seed seeds[j], also
+    under a schedule (rate scaling of the displacement is exact up to float rounding)."""
+    makers = {
+        "SGD": lambda p, lr: lk.optim.SGD(p, lr=lr),
+        "momentum": lambda p, lr: lk.optim.SGD(p, lr=lr, momentum=0.9),
+        "Adam": lambda p, lr: lk.optim.Adam(p, lr=lr, bias_correction=True,
+                                            eps_inside_sqrt=False),
+    }
+    make = makers[name]
+    lrs, seeds = [3e-3, 3e-2], (4, 9)
+
+    def schedule(t):
+        return 1 - t / 40
+
+    out = digits.sweep(make, data, lrs, seeds=seeds, steps=40, B=16, schedule=schedule)
+    for i, lr in enumerate(lrs):
+        for j, s in enumerate(seeds):
+            alone = digits.train(lambda p, lr=lr: make(p, lr), data, K=1, steps=40, B=16,
+                                 seed=s, schedule=schedule)
+            assert torch.allclose(out["val_loss"][i, j], alone["val_loss"][0], rtol=1e-4)
+    assert out["val_loss"].shape == (2, 2)
+
+
+def test_sweep_members_do_not_interact(data):
+    """A member at a rate that blows up (loss far above ln 10) leaves the others unchanged."""
+    def make(p, lr):
+        return lk.optim.SGD(p, lr=lr)
+
+    both = digits.sweep(make, data, [1e-2, 1e3], seeds=(0,), steps=30)
+    alone = digits.sweep(make, data, [1e-2], seeds=(0,), steps=30)
+    assert both["val_loss"][1, 0] > 100
+    assert torch.allclose(both["val_loss"][0], alone["val_loss"][0], rtol=1e-5)
