@@ -4,9 +4,10 @@ Notebooks import it as ``import lecturekit as lk``. One idea per module:
 
 * :mod:`lecturekit.attention` -- the lecture's attention translation model, the running workload
 * :mod:`lecturekit.bounds` -- the appendix "Optimizing B and η" derived with sympy
+* :mod:`lecturekit.complex_step` -- complex-step derivatives, complex-safe abs and logsumexp
 * :mod:`lecturekit.digits` -- small MLPs on scikit-learn's digits, many trained side by side
 * :mod:`lecturekit.equations` -- the registry of the slides' equations behind the equation index
-* :mod:`lecturekit.hvp` -- Hessian-vector products, power iteration for L
+* :mod:`lecturekit.hvp` -- Hessian-vector products five ways, the curvature spectrum
 * :mod:`lecturekit.mcmc` -- SGLD, stationary covariances of SGD, cyclic schedules
 * :mod:`lecturekit.optim` -- the slides' optimizers as torch.optim optimizers
 * :mod:`lecturekit.problems` -- the lecture's small problems and their closed forms
@@ -23,6 +24,7 @@ import re
 from . import (
     attention,
     bounds,
+    complex_step,
     digits,
     equations,
     hvp,
@@ -39,8 +41,8 @@ from . import (
 from .style import book_style
 
 __all__ = [
-    "attention", "bounds", "digits", "equations", "hvp", "mcmc", "optim", "plots", "problems",
-    "second_order", "sgd", "stats", "style", "widgets", "book_style", "seed", "source",
+    "attention", "bounds", "complex_step", "digits", "equations", "hvp", "mcmc", "optim", "plots",
+    "problems", "second_order", "sgd", "stats", "style", "widgets", "book_style", "seed", "source",
 ]
 __version__ = "0.1.0"
 

@@ -44,6 +44,7 @@ from torch import nn
 __all__ = [
     "MONTHS", "FORMATS", "PATTERNS", "parse", "Vocab", "SRC", "TGT", "make_dates", "encode_pairs",
     "AttentionModel", "Workload", "workload", "train", "exact_match", "final_val_loss",
+    "holomorphic_loss",
 ]
 
 MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
@@ -317,6 +318,95 @@ def final_val_loss(make_optimizer, seed: int, steps: int, B: int, clip: float = 
     train(wl, steps=steps, B=B, seed=seed, clip=clip, log_every=steps,
           optimizer=make_optimizer(wl.model.parameters()))
     return wl.val_loss()
+
+
+def holomorphic_loss(model: AttentionModel, batch, params=None, reduction: str = "mean"):
+    r"""``holomorphic_loss(model, batch, params=None, reduction="mean") -> Tensor``.
+
+    ``model.loss(*batch)`` written with holomorphic operations only, so that it accepts complex
+    parameters and complex-step differentiation works through it (chapter "Complex-step
+    differentiation"). For real parameters it equals ``model.loss`` (to rounding, ~1e-15 in
+    float64). ``params`` are the parameter values to use: ``None`` (the model's own), a mapping
+    name -> tensor, or a sequence in ``model.named_parameters()`` order (as ``lk.hvp.hvp``
+    passes them); they may be complex, and the model itself is not changed.
+
+    What changes from :meth:`AttentionModel.loss`, whose kernels ``softmax`` and
+    ``cross_entropy`` are not implemented for complex tensors and whose ``nn.Embedding`` and
+    ``pack_padded_sequence`` have no complex autograd (torch 2.x):
+
+    * cross-entropy is ``logsumexp(z) − z_y`` and the attention softmax is
+      ``exp(s − logsumexp(s))``, with :func:`lecturekit.complex_step.logsumexp`, which shifts
+      by the largest real part and drops padded positions by ``where`` (no -inf, no max of a
+      complex number);
+    * the bidirectional GRU is written out step by step (PyTorch's gate equations and weight
+      layout), without packing: a padded step leaves the state unchanged,
+      h ← m h_new + (1 − m) h with m ∈ {0, 1}, and its output is 0, so the result equals the
+      packed ``nn.GRU``'s; the decoder's GRU cell is written out the same way;
+    * embeddings are plain indexing of the weight (the value of ``padding_idx``'s row never
+      reaches the loss, as padded steps are masked out).
+
+    The complex-step Hessian-vector product through it is tested against double backward
+    through ``model.loss`` in ``tests/test_attention.py``.
+    """
+    names = [n for n, _ in model.named_parameters()]
+    if params is None:
+        P = dict(model.named_parameters())
+    elif isinstance(params, dict):
+        P = dict(params)
+    else:
+        P = dict(zip(names, params, strict=True))
+    from .complex_step import logsumexp
+
+    x, y = batch
+    mask = x != PAD  # (batch, T)
+    m = mask.to(P["e_x.weight"].real.dtype)[..., None]  # (batch, T, 1)
+
+    def linear(u, name):
+        out = u @ P[name + ".weight"].T
+        return out + P[name + ".bias"] if name + ".bias" in P else out
+
+    def gru_step(gi, h, suffix, prefix):  # PyTorch's GRU: gates r, z, n in this order
+        gh = h @ P[f"{prefix}weight_hh{suffix}"].T + P[f"{prefix}bias_hh{suffix}"]
+        i_r, i_z, i_n = gi.chunk(3, -1)
+        h_r, h_z, h_n = gh.chunk(3, -1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return (1 - z) * n + z * h
+
+    # encoder: h↔^t = [h→^t, h←^t], padded steps masked instead of packed
+    emb = P["e_x.weight"][x]
+    B, T = x.shape
+    outs = []
+    for suffix, steps in (("_l0", range(T)), ("_l0_reverse", range(T - 1, -1, -1))):
+        gi = emb @ P[f"encoder.weight_ih{suffix}"].T + P[f"encoder.bias_ih{suffix}"]
+        h = gi.new_zeros(B, gi.shape[-1] // 3)
+        out = [None] * T
+        for t in steps:
+            h = m[:, t] * gru_step(gi[:, t], h, suffix, "encoder.") + (1 - m[:, t]) * h
+            out[t] = m[:, t] * h
+        outs.append(torch.stack(out, 1))
+    h_enc = torch.cat(outs, -1)  # (batch, T, 2 d_h)
+    s = torch.tanh(linear(h, "W_0"))  # h: the backward GRU after reading x^1
+
+    # attention and decoder
+    W_a = P["W_a.weight"]
+    Wh = h_enc @ W_a[:, model.d_s:].T + P["W_a.bias"]
+    W_s = W_a[:, : model.d_s]
+    y_in, y_out = y[:, :-1], y[:, 1:]
+    logits = []
+    for i in range(y_in.shape[1]):
+        score = (torch.tanh(Wh + (s @ W_s.T)[:, None, :]) @ P["v_a.weight"].T).squeeze(-1)
+        alpha = torch.exp(score - logsumexp(score, 1, mask)[:, None]) * m[..., 0]
+        c_i = torch.einsum("bt,btd->bd", alpha, h_enc)
+        inp = torch.cat([P["e.weight"][y_in[:, i]], c_i], dim=1)
+        gi = inp @ P["cell.weight_ih"].T + P["cell.bias_ih"]
+        s = gru_step(gi, s, "", "cell.")
+        logits.append(linear(s, "W_y"))
+    z = torch.stack(logits, 1)  # (batch, n, |TGT|)
+    nll = logsumexp(z, -1) - z.gather(-1, y_out[..., None]).squeeze(-1)
+    per_sentence = nll.sum(1)
+    return per_sentence.mean() if reduction == "mean" else per_sentence
 
 
 def main(argv=None):

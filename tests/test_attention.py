@@ -170,3 +170,57 @@ def test_decoder_is_the_slide_recurrence(wl):
         bos = torch.full((len(x), 1), A.BOS)
         greedy_logits, _ = m(x, torch.cat([bos, ids[:, :-1]], 1))
         assert (greedy_logits.argmax(-1) == ids).all()
+
+
+@pytest.fixture(scope="module")
+def model64_and_batch():
+    """A float64 model whose padding embedding is not zero (so masking, not a zero row, keeps
+    padded steps out of the loss), and a batch of sources of different lengths."""
+    wl64 = A.workload(seed=2, n_train=200, n_val=20)
+    model = wl64.model.double()
+    with torch.no_grad():
+        model.e_x.weight[A.PAD] = torch.randn(model.e_x.weight.shape[1], dtype=torch.float64)
+    batch = wl64.batch(16, torch.Generator().manual_seed(0))
+    assert len(set((batch[0] != A.PAD).sum(1).tolist())) > 5
+    return model, batch
+
+
+def test_holomorphic_loss_equals_the_loss_in_float64(model64_and_batch):
+    model, batch = model64_and_batch
+    params = list(model.parameters())
+    names = [n for n, _ in model.named_parameters()]
+    ref = model.loss(*batch)
+    for given in (None, params, dict(zip(names, params, strict=True))):
+        assert abs(A.holomorphic_loss(model, batch, given) - ref) < 1e-12
+    per = A.holomorphic_loss(model, batch, reduction="none")
+    assert (per - model.loss(*batch, reduction="none")).abs().max() < 1e-12
+    g_ref = torch.autograd.grad(ref, params)
+    g_holo = torch.autograd.grad(A.holomorphic_loss(model, batch), params)
+    for a, b in zip(g_ref, g_holo, strict=True):
+        assert (a - b).abs().max() < 1e-12
+
+
+def test_holomorphic_loss_gives_the_hvp_by_complex_step(model64_and_batch):
+    """Hv = -Im grad(Φ + ihv)/h: torch returns the conjugate of the holomorphic gradient."""
+    model, batch = model64_and_batch
+    params = list(model.parameters())
+    gen = torch.Generator().manual_seed(1)
+    v = [torch.randn(p.shape, generator=gen, dtype=torch.float64) for p in params]
+    grads = torch.autograd.grad(model.loss(*batch), params, create_graph=True)
+    Hv = torch.autograd.grad(sum((g * vi).sum() for g, vi in zip(grads, v, strict=True)),
+                             params)  # double backward through the packed nn.GRU
+    real = [p.detach() for p in params]
+    h = 1e-30
+    z = [(p + 1j * h * vi).requires_grad_() for p, vi in zip(real, v, strict=True)]
+    loss_c = A.holomorphic_loss(model, batch, z)
+    assert abs(loss_c.real - model.loss(*batch)) < 1e-12
+    grads_c = torch.autograd.grad(loss_c, z, grad_outputs=torch.ones_like(loss_c))
+    norm = torch.sqrt(sum((a**2).sum() for a in Hv))
+
+    def rel(sign):
+        return torch.sqrt(sum(((sign * g.imag / h - a) ** 2).sum()
+                              for g, a in zip(grads_c, Hv, strict=True))) / norm
+
+    assert rel(-1) < 1e-12
+    assert abs(rel(+1) - 2) < 1e-12  # without the sign, -Hv
+    assert all(p.dtype == torch.float64 for p in model.parameters())  # model unchanged
