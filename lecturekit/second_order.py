@@ -578,8 +578,9 @@ def sqn(batch_fun, x0, N, B, steps, lr, m=10, L=20, B_H=None, generator=None):
 
 
 def _hvp(fun, x, v):
-    """H v of ``fun`` at x by double backward (the slides' ∇((∇ℓ)·v))."""
-    x = x.detach().clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(fun(x), x, create_graph=True)
-    (hv,) = torch.autograd.grad(g @ v, x)
-    return hv.detach()
+    """H v of ``fun`` at x by double backward (the slides' ∇((∇ℓ)·v)), via
+    :func:`lecturekit.hvp.hvp` on a single flat parameter vector."""
+    from .hvp import hvp
+
+    (hv,) = hvp(lambda p: fun(p[0]), [x], [v])
+    return hv
