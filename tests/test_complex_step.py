@@ -100,3 +100,32 @@ def test_slide_pytorch_note_is_the_old_variable_api():
     assert torch.equal(Hu, expected)
     _, Hu_func = torch.func.jvp(torch.func.grad(lambda t: (t**3).sum()), (w.detach(),), (u,))
     assert torch.equal(Hu_func, expected)
+
+
+def test_torch_kernels_on_complex_input_as_the_chapter_says():
+    """The chapter's table: abs and vector_norm return a real modulus (complex step silently 0),
+    relu, comparisons, softmax and cross_entropy raise, logsumexp and tanh run and agree."""
+    x = torch.tensor([-2.0, -0.5, 0.7, 1.5], dtype=torch.float64)
+    v = torch.tensor([1.0, 2.0, -1.0, 0.5], dtype=torch.float64)
+    h = 1e-20
+    z = torch.complex(x, h * v)
+    assert not z.abs().is_complex() and not torch.linalg.vector_norm(z).is_complex()
+    for op in (torch.relu, lambda t: t > 0, lambda t: torch.softmax(t, 0),
+               lambda t: torch.nn.functional.cross_entropy(t[None], torch.tensor([1]))):
+        with pytest.raises((NotImplementedError, RuntimeError)):
+            op(z)
+    for op in (lambda t: torch.logsumexp(t, 0), lambda t: cs.logsumexp(t, 0),
+               lambda t: torch.tanh(t).sum(), lambda t: cs.abs_cs(t).sum()):
+        xg = x.clone().requires_grad_()
+        (g,) = torch.autograd.grad(op(xg), xg)
+        assert torch.isclose(op(z).imag / h, g @ v, rtol=1e-14, atol=0)
+
+
+def test_relu_kink_conventions():
+    """Exercise "Where abs_cs is not enough": at 0 the complex step of abs_cs is +1 (the
+    right-hand slope) while autograd's abs has slope 0; the mask Re z > 0 matches relu'(0) = 0."""
+    assert cs.complex_step(cs.abs_cs, 0.0, 1e-20) == 1.0
+    x = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.grad(x.abs(), x)[0] == 0 and torch.autograd.grad(x.relu(), x)[0] == 0
+    z = torch.tensor(0.0 + 1e-20j, dtype=torch.complex128)
+    assert (z * (z.real > 0)).imag == 0
