@@ -64,13 +64,14 @@ def test_adam_learns_digits(data):
         digits.init(0)
 
 
-@pytest.mark.parametrize("name", ["SGD", "momentum", "Adam"])
+@pytest.mark.parametrize("name", ["SGD", "momentum", "RMSprop", "Adam"])
 def test_sweep_member_is_a_separate_run_at_its_rate(data, name):
     """Member (i, j) of a sweep equals train() with K = 1, rate lrs[i] and seed seeds[j], also
     under a schedule (rate scaling of the displacement is exact up to float rounding)."""
     makers = {
         "SGD": lambda p, lr: lk.optim.SGD(p, lr=lr),
         "momentum": lambda p, lr: lk.optim.SGD(p, lr=lr, momentum=0.9),
+        "RMSprop": lambda p, lr: lk.optim.RMSprop(p, lr=lr, eps_inside_sqrt=False),
         "Adam": lambda p, lr: lk.optim.Adam(p, lr=lr, bias_correction=True,
                                             eps_inside_sqrt=False),
     }
