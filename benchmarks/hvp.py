@@ -14,8 +14,11 @@ double backward and finite differences work on it, the torch.func forms and comp
 (the error is printed). Those run on ``lecturekit.attention.holomorphic_loss``, the same loss
 written without packing (a hand-written GRU), and are reported against the gradient of *that*
 loss. The budget (DESIGN.md): double backward and forward-over-reverse <= 3x a gradient;
-lecturekit's forward-over-reverse <= 1.1x calling torch.func directly. Ratios, not absolute
-times, are the result (machines differ). This is a report, not a test: it always exits 0.
+lecturekit's forward-over-reverse <= 1.1x calling torch.func directly. One more row,
+``forward_ad dual tensors``, times forward-over-reverse done with
+``torch.autograd.forward_ad`` instead of torch.func (same product; lecturekit does not use
+it). Ratios, not absolute times, are the result (machines differ). This is a report, not a
+test: it always exits 0.
 """
 
 from __future__ import annotations
@@ -62,6 +65,19 @@ def direct_forward_over_reverse(loss_fn, params, v):
     return torch.func.jvp(torch.func.grad(f), (tuple(params),), (tuple(v),))[1]
 
 
+def dual_forward_over_reverse(loss_fn, params, v):
+    """Forward-over-reverse without torch.func: reverse-mode autograd run on forward-mode dual
+    tensors (``torch.autograd.forward_ad``); the gradient's tangent is Hv. A candidate for a
+    cheaper ``forward_over_reverse``, measured here only (lecturekit does not use it)."""
+    import torch.autograd.forward_ad as fwAD
+
+    x = [p.clone().requires_grad_(True) for p in params]
+    with fwAD.dual_level():
+        duals = [fwAD.make_dual(a, b) for a, b in zip(x, v, strict=True)]
+        g = torch.autograd.grad(loss_fn(duals), x)
+        return [fwAD.unpack_dual(gi).tangent for gi in g]
+
+
 def ms_per_call(fn, n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
@@ -92,6 +108,8 @@ def variants(packed, unpacked, params, v):
         tag = " (unpacked)" if fn is unpacked and unpacked is not packed else ""
         out["torch.func jvp(grad) direct" + tag] = (
             lambda: direct_forward_over_reverse(fn, params, v), "gradient" + tag)
+        out["forward_ad dual tensors" + tag] = (
+            lambda: dual_forward_over_reverse(fn, params, v), "gradient" + tag)
     return out
 
 
