@@ -120,14 +120,7 @@ def train(make_optimizer, data: Digits, K: int, steps: int, B: int = 32, seed: i
         opt.step()
         if record_every and t % record_every == 0:
             curve.append(batch_losses.detach())
-    with torch.no_grad():
-        z_val = logits(params, data.X_val)
-        out = {
-            "params": params,
-            "train_loss": losses(params, data.X_train, data.y_train),
-            "val_loss": losses(params, data.X_val, data.y_val),
-            "val_acc": (z_val.argmax(-1) == data.y_val).float().mean(1),
-        }
+    out = {"params": params, **_evaluate(params, data)}
     if record_every:
         out["curve"] = torch.stack(curve)
     return out
@@ -171,13 +164,15 @@ def sweep(make_optimizer, data: Digits, lrs, seeds=(0, 1, 2, 3, 4), steps: int =
         with torch.no_grad():
             for p, p_old, s in zip(params, old, scale, strict=True):
                 p.sub_(p_old).mul_(s).add_(p_old)  # displacement at rate 1, times the rate
+    return {"lrs": lrs, "seeds": tuple(seeds),
+            **{key: value.view(R, S) for key, value in _evaluate(params, data).items()}}
+
+
+def _evaluate(params, data: Digits) -> dict:
+    """Each network's final ``train_loss``, ``val_loss`` and ``val_acc``, shape (K,)."""
     with torch.no_grad():
-        z_val = logits(params, data.X_val)
-        out = {
-            "lrs": lrs,
-            "seeds": tuple(seeds),
-            "train_loss": losses(params, data.X_train, data.y_train).view(R, S),
-            "val_loss": losses(params, data.X_val, data.y_val).view(R, S),
-            "val_acc": (z_val.argmax(-1) == data.y_val).float().mean(1).view(R, S),
+        return {
+            "train_loss": losses(params, data.X_train, data.y_train),
+            "val_loss": losses(params, data.X_val, data.y_val),
+            "val_acc": (logits(params, data.X_val).argmax(-1) == data.y_val).float().mean(1),
         }
-    return out

@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from scipy.optimize import OptimizeResult
+
+from .stats import flatten as _flat
 
 __all__ = ["METHODS", "hvp", "power_iteration", "lanczos", "hutchinson", "hutchinson_std", "slq",
            "density", "hessian", "functional_loss", "mlp_loss", "digits_mlp", "dot", "norm"]
@@ -178,9 +181,7 @@ def hvp(loss_fn, params, v, method: str = "double_backward", h: float | None = N
     if method == "double_backward":
         x = [p.clone().requires_grad_(True) for p in params]
         g = torch.autograd.grad(loss_fn(x), x, create_graph=True)
-        Hv = torch.autograd.grad(dot(g, v), x, allow_unused=True)
-        return [torch.zeros_like(p) if a is None else a.detach()
-                for a, p in zip(Hv, x, strict=True)]
+        return _zeros_for_unused(torch.autograd.grad(dot(g, v), x, allow_unused=True), x)
     if method == "forward_over_reverse":
         grad = torch.func.grad(lambda p: loss_fn(list(p)))
         _, Hv = torch.func.jvp(grad, (tuple(params),), (tuple(v),))
@@ -204,17 +205,21 @@ def hvp(loss_fn, params, v, method: str = "double_backward", h: float | None = N
             raise TypeError("complex_step: loss_fn returned a real loss at a complex point; it "
                             "must return the complex value ℓ(Φ + ihv) (holomorphic operations "
                             "only, no .real/.abs())")
-        g = torch.autograd.grad(loss.real, z, allow_unused=True)
+        g = _zeros_for_unused(torch.autograd.grad(loss.real, z, allow_unused=True), z)
         # torch returns conj(ℓ'(z)) for Re ℓ(z): Im of it is -Im ℓ'(z) (see the warning)
-        return [torch.zeros_like(p) if a is None else -a.imag.detach() / h
-                for a, p in zip(g, params, strict=True)]
+        return [-a.imag / h for a in g]
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
 def _grad(loss_fn, params, v, step):
     x = [(p + step * vi).requires_grad_(True) for p, vi in zip(params, v, strict=True)]
-    g = torch.autograd.grad(loss_fn(x), x, allow_unused=True)
-    return [torch.zeros_like(p) if a is None else a for a, p in zip(g, x, strict=True)]
+    return _zeros_for_unused(torch.autograd.grad(loss_fn(x), x, allow_unused=True), x)
+
+
+def _zeros_for_unused(grads, like):
+    """autograd's ``allow_unused`` gives None for a tensor the loss does not use: its zero."""
+    return [torch.zeros_like(p) if g is None else g.detach()
+            for g, p in zip(grads, like, strict=True)]
 
 
 def power_iteration(loss_fn, params, tol: float = 1e-3, max_iters: int = 100, generator=None,
@@ -277,10 +282,6 @@ def power_iteration(loss_fn, params, tol: float = 1e-3, max_iters: int = 100, ge
         v = [wi / w_norm for wi in w]
     return OptimizeResult(eigenvalue=lam, eigenvector=v, nit=len(history), residual=residual,
                           converged=converged, history=history)
-
-
-def _flat(tensors) -> torch.Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
 
 
 def _unflat(x: torch.Tensor, like) -> list[torch.Tensor]:
@@ -405,8 +406,6 @@ def slq(loss_fn, params, iters: int = 30, n_v: int = 10, generator=None,
                     v0=_rademacher(params, generator), method=method)
         nodes.append(r.nodes)
         weights.append(r.weights)
-    import numpy as np
-
     # a row ends early only at an invariant subspace: pad it with zero-weight nodes
     nodes = [np.pad(x, (0, iters - len(x)), mode="edge") for x in nodes]
     weights = [np.pad(w, (0, iters - len(w))) for w in weights]
@@ -418,8 +417,6 @@ def density(nodes, weights, grid, sigma: float):
     (1/n_v) Σ_probes Σ_j τ_j g_σ(t − θ_j), g_σ the normal density of standard deviation σ.
     With ``nodes`` the exact eigenvalues (one row) and ``weights`` all 1/n it is the exact
     smoothed density, the reference for :func:`slq`."""
-    import numpy as np
-
     nodes, weights = np.atleast_2d(nodes), np.atleast_2d(weights)
     t = np.asarray(grid)[:, None, None]
     g = np.exp(-0.5 * ((t - nodes) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
